@@ -1,0 +1,365 @@
+"""Camera profiles: the sensor facts that turn a clean RAW image into a camera's RAW file.
+
+A :class:`CameraProfile` is loaded from YAML (``configs/cameras/*.yaml`` for the bundled ones,
+or any path a user gives). It holds what a camera's RAW files say about themselves - Bayer
+pattern, bit depth, black and white level per plane, the XYZ-to-camera colour matrix - plus the
+range of white-balance gains the camera produces and a ``noise`` section describing how its
+noise level is drawn (filled by :mod:`raw_synth.noise`).
+
+A profile file looks like this::
+
+    name: canon-eos-550d
+    description: Canon EOS 550D (Kiss X4), ColorMatrix1 from a real DNG
+    cfa: RGGB
+    bit_depth: 14
+    black_level: 2056            # one value, or four in R, Gr, Gb, B order
+    white_level: 15000           # one value, or four
+    xyz_to_cam:                  # DNG ColorMatrix1, row-major 3x3
+      - [0.6461, -0.1164, -0.0857]
+      - [-0.3825, 1.1597, 0.2534]
+      - [-0.0416, 0.1540, 0.6039]
+    white_balance:               # gains relative to green, drawn uniformly
+      red_gain: [1.9, 2.4]
+      blue_gain: [1.5, 1.9]
+    noise:                       # optional; see raw_synth.noise
+      model: heteroscedastic-gaussian
+      sampler: unprocessing
+      params: {}
+
+Every malformed file raises :class:`~raw_synth.errors.RawSynthError` naming the file and the
+field, e.g. ``canon.yaml: field 'black_level': expected 1 or 4 numbers, got 3``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import yaml
+
+from raw_synth.cfa import check_cfa
+from raw_synth.errors import RawSynthError
+
+__all__ = [
+    "CameraProfile",
+    "NoiseSection",
+    "WhiteBalanceRange",
+    "load_profile",
+    "parse_profile",
+    "list_profiles",
+    "get_profile",
+    "bundled_profile_dir",
+]
+
+
+@dataclass(frozen=True)
+class WhiteBalanceRange:
+    """Uniform ranges of the red and blue white-balance gains (relative to green = 1)."""
+
+    red_gain: tuple[float, float] = (1.9, 2.4)
+    blue_gain: tuple[float, float] = (1.5, 1.9)
+
+
+@dataclass(frozen=True)
+class NoiseSection:
+    """How a camera's noise level is drawn.
+
+    Attributes:
+        model: Noise model name (see :mod:`raw_synth.noise`), e.g. ``"heteroscedastic-gaussian"``.
+        sampler: Parameter sampler name, e.g. ``"unprocessing"`` or ``"iso-table"``.
+        params: Sampler parameters, as the sampler documents them (plain YAML data).
+    """
+
+    model: str
+    sampler: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CameraProfile:
+    """A camera's RAW format facts and noise description.
+
+    Attributes:
+        name: Short unique name, used on the command line (``--cameras``).
+        cfa: Native Bayer pattern (``RGGB``, ``GRBG``, ``GBRG`` or ``BGGR``).
+        bit_depth: Bits per RAW sample (the container's range is ``0 .. 2**bit_depth - 1``).
+        black_level: Black level in DN per plane, R, Gr, Gb, B order.
+        white_level: Saturation level in DN per plane, R, Gr, Gb, B order.
+        xyz_to_cam: XYZ(D65)-to-camera matrix (DNG ColorMatrix1 convention), shape ``(3, 3)``.
+        white_balance: Ranges the red and blue gains are drawn from.
+        noise: How the noise level is drawn, or ``None`` when the profile has no noise section.
+        description: Free text shown by ``raw-synth cameras show``.
+        source: The file the profile came from (empty for profiles built in code).
+    """
+
+    name: str
+    cfa: str
+    bit_depth: int
+    black_level: tuple[float, float, float, float]
+    white_level: tuple[float, float, float, float]
+    xyz_to_cam: tuple[tuple[float, float, float], ...]
+    white_balance: WhiteBalanceRange = WhiteBalanceRange()
+    noise: NoiseSection | None = None
+    description: str = ""
+    source: str = ""
+
+    @property
+    def xyz_to_cam_matrix(self) -> np.ndarray:
+        """The colour matrix as a float64 ``(3, 3)`` array (a fresh copy)."""
+        return np.array(self.xyz_to_cam, dtype=np.float64)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form, the inverse of :func:`parse_profile` (writable as YAML)."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "cfa": self.cfa,
+            "bit_depth": self.bit_depth,
+            "black_level": list(self.black_level),
+            "white_level": list(self.white_level),
+            "xyz_to_cam": [list(row) for row in self.xyz_to_cam],
+            "white_balance": {
+                "red_gain": list(self.white_balance.red_gain),
+                "blue_gain": list(self.white_balance.blue_gain),
+            },
+        }
+        if self.noise is not None:
+            data["noise"] = {
+                "model": self.noise.model,
+                "sampler": self.noise.sampler,
+                "params": _plain(self.noise.params),
+            }
+        return data
+
+    def to_yaml(self) -> str:
+        """YAML text of :meth:`to_dict`."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def replace(self, **changes: Any) -> "CameraProfile":
+        """A copy with some fields changed (profiles are immutable)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _plain(value: Any) -> Any:
+    """Convert mappings/tuples/numpy scalars to plain YAML-safe Python data."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class _Fields:
+    """Reads typed fields out of a YAML mapping, raising errors that name the file and field."""
+
+    def __init__(self, data: Mapping[str, Any], origin: str) -> None:
+        self.data = data
+        self.origin = origin
+
+    def fail(self, name: str, problem: str) -> RawSynthError:
+        return RawSynthError(f"{self.origin}: field {name!r}: {problem}")
+
+    def required(self, name: str) -> Any:
+        if name not in self.data or self.data[name] is None:
+            raise RawSynthError(f"{self.origin}: missing required field {name!r}")
+        return self.data[name]
+
+    def text(self, name: str, default: str | None = None) -> str:
+        value = self.data.get(name, default) if default is not None else self.required(name)
+        if not isinstance(value, str) or (default is None and not value.strip()):
+            raise self.fail(name, f"expected a non-empty string, got {value!r}")
+        return value
+
+    def number(self, name: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(name, f"expected a number, got {value!r}")
+        if not np.isfinite(value):
+            raise self.fail(name, f"expected a finite number, got {value!r}")
+        return float(value)
+
+    def per_plane(self, name: str) -> tuple[float, float, float, float]:
+        value = self.required(name)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if len(values) not in (1, 4):
+            raise self.fail(name, f"expected 1 or 4 numbers, got {len(values)}")
+        numbers = [self.number(name, v) for v in values]
+        if len(numbers) == 1:
+            numbers = numbers * 4
+        return (numbers[0], numbers[1], numbers[2], numbers[3])
+
+    def pair(self, name: str, value: Any) -> tuple[float, float]:
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise self.fail(name, f"expected [low, high], got {value!r}")
+        low, high = (self.number(name, v) for v in value)
+        if not 0 < low <= high:
+            raise self.fail(name, f"expected 0 < low <= high, got [{low}, {high}]")
+        return (low, high)
+
+
+def parse_profile(data: Any, origin: str = "<profile>") -> CameraProfile:
+    """Build a :class:`CameraProfile` from already-parsed YAML data.
+
+    Args:
+        data: The mapping read from a profile file.
+        origin: Name used in error messages (usually the file path).
+
+    Returns:
+        The validated profile.
+
+    Raises:
+        RawSynthError: Naming ``origin`` and the offending field.
+    """
+    if not isinstance(data, Mapping):
+        raise RawSynthError(f"{origin}: a camera profile must be a YAML mapping, got {type(data).__name__}")
+    fields = _Fields(data, origin)
+    known = {f.name for f in dataclasses.fields(CameraProfile)} - {"source"}
+    unknown = sorted(set(map(str, data)) - known)
+    if unknown:
+        raise RawSynthError(f"{origin}: unknown field {unknown[0]!r} (known: {', '.join(sorted(known))})")
+
+    name = fields.text("name")
+    try:
+        cfa = check_cfa(fields.required("cfa"))
+    except RawSynthError as error:
+        raise fields.fail("cfa", str(error)) from None
+
+    bit_depth = fields.required("bit_depth")
+    if isinstance(bit_depth, bool) or not isinstance(bit_depth, int) or not 1 <= bit_depth <= 16:
+        raise fields.fail("bit_depth", f"expected an integer from 1 to 16, got {bit_depth!r}")
+
+    black = fields.per_plane("black_level")
+    white = fields.per_plane("white_level")
+    container_max = 2**bit_depth - 1
+    for plane, (b, w) in enumerate(zip(black, white)):
+        if not 0 <= b < w:
+            raise fields.fail("white_level", f"plane {plane}: expected 0 <= black < white, got black {b}, white {w}")
+        if w > container_max:
+            raise fields.fail("white_level", f"{w} exceeds the {bit_depth}-bit maximum {container_max}")
+
+    matrix = fields.required("xyz_to_cam")
+    try:
+        array = np.asarray(matrix, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise fields.fail("xyz_to_cam", "expected a 3x3 matrix of numbers") from None
+    if array.size == 9:
+        array = array.reshape(3, 3)
+    if array.shape != (3, 3) or not np.isfinite(array).all():
+        raise fields.fail("xyz_to_cam", f"expected a finite 3x3 matrix, got shape {array.shape}")
+    if abs(np.linalg.det(array)) < 1e-9:
+        raise fields.fail("xyz_to_cam", "matrix is singular")
+
+    wb_data = data.get("white_balance") or {}
+    if not isinstance(wb_data, Mapping):
+        raise fields.fail("white_balance", "expected a mapping with red_gain and blue_gain")
+    defaults = WhiteBalanceRange()
+    white_balance = WhiteBalanceRange(
+        red_gain=fields.pair("white_balance.red_gain", wb_data.get("red_gain", list(defaults.red_gain))),
+        blue_gain=fields.pair("white_balance.blue_gain", wb_data.get("blue_gain", list(defaults.blue_gain))),
+    )
+
+    noise = None
+    noise_data = data.get("noise")
+    if noise_data is not None:
+        if not isinstance(noise_data, Mapping):
+            raise fields.fail("noise", "expected a mapping with model, sampler and params")
+        noise_fields = _Fields(noise_data, origin)
+        params = noise_data.get("params") or {}
+        if not isinstance(params, Mapping):
+            raise fields.fail("noise.params", f"expected a mapping, got {params!r}")
+        noise = NoiseSection(
+            model=_prefixed(noise_fields, "noise", "model"),
+            sampler=_prefixed(noise_fields, "noise", "sampler"),
+            params=dict(params),
+        )
+
+    description = data.get("description") or ""
+    if not isinstance(description, str):
+        raise fields.fail("description", f"expected a string, got {description!r}")
+
+    return CameraProfile(
+        name=name,
+        cfa=cfa,
+        bit_depth=bit_depth,
+        black_level=black,
+        white_level=white,
+        xyz_to_cam=tuple(tuple(float(v) for v in row) for row in array),
+        white_balance=white_balance,
+        noise=noise,
+        description=description,
+        source=origin,
+    )
+
+
+def _prefixed(fields: _Fields, section: str, name: str) -> str:
+    value = fields.data.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise RawSynthError(f"{fields.origin}: field '{section}.{name}': expected a non-empty string, got {value!r}")
+    return value
+
+
+def load_profile(path: str | Path) -> CameraProfile:
+    """Load and validate a camera profile YAML file.
+
+    Args:
+        path: Path to a ``.yaml`` / ``.yml`` file.
+
+    Returns:
+        The profile, with ``source`` set to the path.
+
+    Raises:
+        RawSynthError: If the file is missing, is not valid YAML, or a field is malformed.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RawSynthError(f"{path}: camera profile file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise RawSynthError(f"{path}: cannot read camera profile ({error})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise RawSynthError(f"{path}: not valid YAML{where}") from None
+    return parse_profile(data, origin=str(path))
+
+
+def bundled_profile_dir() -> Path:
+    """The folder of bundled profiles (``configs/cameras`` of the package)."""
+    return Path(str(resources.files("raw_synth") / "configs" / "cameras"))
+
+
+def list_profiles() -> list[CameraProfile]:
+    """All bundled camera profiles, sorted by name."""
+    folder = bundled_profile_dir()
+    profiles = [load_profile(p) for p in sorted(folder.glob("*.yaml"))]
+    return sorted(profiles, key=lambda p: p.name)
+
+
+def get_profile(name_or_path: str | Path) -> CameraProfile:
+    """Return a bundled profile by name, or load one from a YAML path.
+
+    Args:
+        name_or_path: A bundled profile name (see ``raw-synth cameras list``) or a path to a
+            ``.yaml`` file.
+
+    Raises:
+        RawSynthError: If no bundled profile has that name and it is not an existing file.
+    """
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
+        return load_profile(text)
+    for profile in list_profiles():
+        if profile.name == text:
+            return profile
+    names = ", ".join(p.name for p in list_profiles())
+    raise RawSynthError(f"unknown camera profile {text!r}: expected a YAML path or one of {names}")

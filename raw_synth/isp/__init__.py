@@ -1,0 +1,82 @@
+"""Forward ISP (packed RAW -> display RGB) and Brooks et al. unprocessing (sRGB -> RAW).
+
+* :mod:`raw_synth.isp.color`: sRGB and 2.2 transfer functions, smoothstep tone curve,
+  colour matrices.
+* :mod:`raw_synth.isp.demosaic`: bilinear and Malvar-He-Cutler demosaicing (torch, batched,
+  differentiable) and a numpy wrapper with colour-demosaicing's Menon 2007.
+* :mod:`raw_synth.isp.forward`: :func:`process_raw` / :class:`ForwardISP` (torch) and
+  :func:`render` (numpy).
+* :mod:`raw_synth.isp.unprocess`: :func:`unprocess` / :func:`process` (numpy) and their batched
+  torch versions, with the random camera of Brooks et al.
+
+Packed RAW is ``(4, h, w)`` numpy or ``(B, 4, h, w)`` torch in R, Gr, Gb, B order; numpy RGB is
+``(H, W, 3)``, torch RGB ``(B, 3, H, W)``.
+"""
+
+from __future__ import annotations
+
+from raw_synth.isp.color import (
+    RGB_TO_XYZ,
+    apply_ccm,
+    cam_to_rgb_from_xyz_to_cam,
+    gamma_decode,
+    gamma_encode,
+    inverse_smoothstep,
+    rgb_to_cam_from_xyz_to_cam,
+    smoothstep,
+    srgb_decode,
+    srgb_encode,
+)
+from raw_synth.isp.demosaic import (
+    Demosaic,
+    demosaic,
+    demosaic_bilinear,
+    demosaic_malvar,
+    demosaic_numpy,
+    packed_to_mosaic,
+)
+from raw_synth.isp.forward import ForwardISP, process_raw, render
+from raw_synth.isp.unprocess import (
+    XYZ_TO_CAM_MATRICES,
+    UnprocessParams,
+    process,
+    process_torch,
+    random_ccm,
+    random_gains,
+    safe_invert_gains,
+    stack_params,
+    unprocess,
+    unprocess_torch,
+)
+
+__all__ = [
+    "RGB_TO_XYZ",
+    "XYZ_TO_CAM_MATRICES",
+    "apply_ccm",
+    "cam_to_rgb_from_xyz_to_cam",
+    "rgb_to_cam_from_xyz_to_cam",
+    "gamma_decode",
+    "gamma_encode",
+    "inverse_smoothstep",
+    "smoothstep",
+    "srgb_decode",
+    "srgb_encode",
+    "Demosaic",
+    "demosaic",
+    "demosaic_bilinear",
+    "demosaic_malvar",
+    "demosaic_numpy",
+    "packed_to_mosaic",
+    "ForwardISP",
+    "process_raw",
+    "render",
+    "UnprocessParams",
+    "process",
+    "process_torch",
+    "random_ccm",
+    "random_gains",
+    "safe_invert_gains",
+    "stack_params",
+    "unprocess",
+    "unprocess_torch",
+]

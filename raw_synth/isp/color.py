@@ -1,0 +1,275 @@
+"""Colour transforms of the ISP: transfer functions, tone curve and colour-correction matrices.
+
+Every function accepts a numpy array or a torch tensor and returns the same kind, dtype and
+device. The torch versions are differentiable (the branches of piecewise functions are guarded
+so that no NaN gradient leaks from the unused branch).
+
+* :func:`srgb_encode` / :func:`srgb_decode`: the piecewise sRGB transfer function of
+  IEC 61966-2-1 (linear segment below 0.0031308, exponent 1/2.4 above).
+* :func:`gamma_encode` / :func:`gamma_decode`: the plain power law used by Brooks et al.
+  (2019), ``max(x, 1e-8) ** (1/2.2)`` and ``max(x, 1e-8) ** 2.2``.
+* :func:`smoothstep` / :func:`inverse_smoothstep`: the global tone curve ``3x^2 - 2x^3`` and its
+  inverse ``0.5 - sin(asin(1 - 2y) / 3)`` on [0, 1].
+* :data:`RGB_TO_XYZ`: linear sRGB (D65) to CIE XYZ.
+* :func:`rgb_to_cam_from_xyz_to_cam` / :func:`cam_to_rgb_from_xyz_to_cam`: the DNG-style
+  construction of a camera colour matrix from an XYZ->camera ``ColorMatrix``.
+* :func:`apply_ccm`: apply a 3x3 matrix to every pixel.
+
+Example:
+    >>> import numpy as np
+    >>> x = np.array([0.0, 0.5, 1.0])
+    >>> np.allclose(srgb_decode(srgb_encode(x)), x)
+    True
+    >>> np.allclose(inverse_smoothstep(smoothstep(x)), x)
+    True
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from raw_synth.errors import RawSynthError
+
+__all__ = [
+    "RGB_TO_XYZ",
+    "srgb_encode",
+    "srgb_decode",
+    "gamma_encode",
+    "gamma_decode",
+    "smoothstep",
+    "inverse_smoothstep",
+    "rgb_to_cam_from_xyz_to_cam",
+    "cam_to_rgb_from_xyz_to_cam",
+    "apply_ccm",
+]
+
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
+
+#: Linear sRGB (D65 white) to CIE XYZ, row-major: ``xyz = RGB_TO_XYZ @ rgb``.
+RGB_TO_XYZ: np.ndarray = np.array(
+    [
+        [0.4124564, 0.3575761, 0.1804375],
+        [0.2126729, 0.7151522, 0.0721750],
+        [0.0193339, 0.1191920, 0.9503041],
+    ],
+    dtype=np.float64,
+)
+RGB_TO_XYZ.setflags(write=False)
+
+_SRGB_LINEAR_LIMIT = 0.0031308  # linear value where the encode curve switches branch
+_SRGB_ENCODED_LIMIT = 0.04045  # encoded value where the decode curve switches branch
+_GAMMA_FLOOR = 1e-8  # Brooks et al. clamp before the power law
+
+
+def _is_torch(x: object) -> bool:
+    return isinstance(x, torch.Tensor)
+
+
+def _as_float(x: Array) -> Array:
+    """Return ``x`` as a floating array (numpy float64 unless already floating)."""
+    if _is_torch(x):
+        return x if x.is_floating_point() else x.to(torch.get_default_dtype())
+    arr = np.asarray(x)
+    return arr if np.issubdtype(arr.dtype, np.floating) else arr.astype(np.float64)
+
+
+def srgb_encode(linear: Array) -> Array:
+    """Encode linear values with the sRGB transfer function (IEC 61966-2-1).
+
+    ``12.92 x`` for ``x <= 0.0031308``, else ``1.055 x^(1/2.4) - 0.055``.
+
+    Args:
+        linear: Linear-light values of any shape, nominally in [0, 1] (not clipped).
+
+    Returns:
+        Encoded values, same shape, type and (floating) dtype.
+    """
+    x = _as_float(linear)
+    if _is_torch(x):
+        safe = torch.clamp(x, min=_SRGB_LINEAR_LIMIT)
+        return torch.where(x <= _SRGB_LINEAR_LIMIT, 12.92 * x, 1.055 * safe ** (1.0 / 2.4) - 0.055)
+    safe = np.maximum(x, _SRGB_LINEAR_LIMIT)
+    return np.where(x <= _SRGB_LINEAR_LIMIT, 12.92 * x, 1.055 * safe ** (1.0 / 2.4) - 0.055).astype(x.dtype)
+
+
+def srgb_decode(encoded: Array) -> Array:
+    """Decode sRGB-encoded values to linear light (inverse of :func:`srgb_encode`).
+
+    ``x / 12.92`` for ``x <= 0.04045``, else ``((x + 0.055) / 1.055)^2.4``.
+
+    Args:
+        encoded: sRGB-encoded values of any shape, nominally in [0, 1].
+
+    Returns:
+        Linear values, same shape, type and (floating) dtype.
+    """
+    x = _as_float(encoded)
+    if _is_torch(x):
+        safe = torch.clamp(x, min=_SRGB_ENCODED_LIMIT)
+        return torch.where(x <= _SRGB_ENCODED_LIMIT, x / 12.92, ((safe + 0.055) / 1.055) ** 2.4)
+    safe = np.maximum(x, _SRGB_ENCODED_LIMIT)
+    return np.where(x <= _SRGB_ENCODED_LIMIT, x / 12.92, ((safe + 0.055) / 1.055) ** 2.4).astype(x.dtype)
+
+
+def gamma_encode(linear: Array, gamma: float = 2.2) -> Array:
+    """Brooks et al. gamma compression: ``max(x, 1e-8) ** (1 / gamma)``.
+
+    Args:
+        linear: Linear values of any shape, nominally in [0, 1].
+        gamma: The display gamma (2.2 in Brooks et al.).
+
+    Returns:
+        Encoded values, same shape, type and (floating) dtype.
+    """
+    x = _as_float(linear)
+    if _is_torch(x):
+        return torch.clamp(x, min=_GAMMA_FLOOR) ** (1.0 / gamma)
+    return (np.maximum(x, _GAMMA_FLOOR) ** (1.0 / gamma)).astype(x.dtype)
+
+
+def gamma_decode(encoded: Array, gamma: float = 2.2) -> Array:
+    """Brooks et al. gamma expansion: ``max(x, 1e-8) ** gamma``.
+
+    Args:
+        encoded: Gamma-encoded values of any shape, nominally in [0, 1].
+        gamma: The display gamma (2.2 in Brooks et al.).
+
+    Returns:
+        Linear values, same shape, type and (floating) dtype.
+    """
+    x = _as_float(encoded)
+    if _is_torch(x):
+        return torch.clamp(x, min=_GAMMA_FLOOR) ** gamma
+    return (np.maximum(x, _GAMMA_FLOOR) ** gamma).astype(x.dtype)
+
+
+def smoothstep(x: Array) -> Array:
+    """Global tone curve ``3x^2 - 2x^3`` (maps [0, 1] onto [0, 1], monotone there).
+
+    Args:
+        x: Values of any shape, nominally in [0, 1] (not clipped).
+
+    Returns:
+        Tone-mapped values, same shape, type and (floating) dtype.
+    """
+    x = _as_float(x)
+    return 3.0 * x * x - 2.0 * x * x * x
+
+
+def inverse_smoothstep(y: Array) -> Array:
+    """Inverse of :func:`smoothstep` on [0, 1]: ``0.5 - sin(asin(1 - 2y) / 3)``.
+
+    The input is clipped to [0, 1] first, as in Brooks et al. The torch gradient is finite
+    inside (0, 1) and infinite at the two end points (the curve is vertical there).
+
+    Args:
+        y: Tone-mapped values of any shape.
+
+    Returns:
+        Values in [0, 1], same shape, type and (floating) dtype.
+    """
+    y = _as_float(y)
+    if _is_torch(y):
+        y = torch.clamp(y, 0.0, 1.0)
+        return 0.5 - torch.sin(torch.asin(1.0 - 2.0 * y) / 3.0)
+    y = np.clip(y, 0.0, 1.0)
+    return (0.5 - np.sin(np.arcsin(1.0 - 2.0 * y) / 3.0)).astype(y.dtype)
+
+
+def _check_matrix(matrix: Array, name: str) -> None:
+    if matrix.ndim < 2 or tuple(matrix.shape[-2:]) != (3, 3):
+        raise RawSynthError(f"{name}: expected shape (3, 3) or (B, 3, 3), got {tuple(matrix.shape)}")
+
+
+def rgb_to_cam_from_xyz_to_cam(xyz_to_cam: Array) -> Array:
+    """Linear sRGB -> camera matrix from an XYZ -> camera matrix (DNG ``ColorMatrix``).
+
+    ``rgb2cam = xyz2cam @ RGB_TO_XYZ`` with every row divided by its sum, so that sRGB white
+    maps to camera white ``(1, 1, 1)`` (Brooks et al. 2019; simple-camera-pipeline).
+
+    Args:
+        xyz_to_cam: ``(3, 3)`` or batched ``(B, 3, 3)``, numpy or torch.
+
+    Returns:
+        ``rgb2cam`` of the same shape and type (numpy: float64).
+
+    Raises:
+        RawSynthError: On a wrong shape or a row that sums to (nearly) zero.
+    """
+    _check_matrix(xyz_to_cam, "xyz_to_cam")
+    if _is_torch(xyz_to_cam):
+        m = _as_float(xyz_to_cam)
+        rgb2xyz = torch.as_tensor(RGB_TO_XYZ, dtype=m.dtype, device=m.device)
+        product = m @ rgb2xyz
+    else:
+        product = np.asarray(xyz_to_cam, dtype=np.float64) @ RGB_TO_XYZ
+    sums = product.sum(-1, keepdims=True) if not _is_torch(product) else product.sum(-1, keepdim=True)
+    if bool((abs(sums) < 1e-12).any()):
+        raise RawSynthError("xyz_to_cam: a row of xyz_to_cam @ RGB_TO_XYZ sums to zero; cannot normalise")
+    return product / sums
+
+
+def cam_to_rgb_from_xyz_to_cam(xyz_to_cam: Array) -> Array:
+    """Camera -> linear sRGB matrix from an XYZ -> camera matrix (DNG convention).
+
+    The inverse of the row-normalised ``xyz2cam @ RGB_TO_XYZ`` (see
+    :func:`rgb_to_cam_from_xyz_to_cam`). Rows of the result sum to 1, so camera white
+    ``(1, 1, 1)`` (after white balance) maps to sRGB white.
+
+    Args:
+        xyz_to_cam: ``(3, 3)`` or batched ``(B, 3, 3)``, numpy or torch.
+
+    Returns:
+        ``cam2rgb`` of the same shape and type (numpy: float64).
+
+    Raises:
+        RawSynthError: On a wrong shape, a zero row sum or a singular matrix.
+    """
+    rgb2cam = rgb_to_cam_from_xyz_to_cam(xyz_to_cam)
+    try:
+        if _is_torch(rgb2cam):
+            return torch.linalg.inv(rgb2cam)
+        return np.linalg.inv(rgb2cam)
+    except (np.linalg.LinAlgError, RuntimeError) as exc:  # torch raises a RuntimeError subclass
+        raise RawSynthError(f"xyz_to_cam: camera matrix is singular and cannot be inverted ({exc})") from None
+
+
+def apply_ccm(image: Array, ccm: Array) -> Array:
+    """Apply a 3x3 colour matrix to every pixel: ``out_pixel = ccm @ in_pixel``.
+
+    Args:
+        image: torch ``(B, 3, H, W)`` (channels-first) or numpy ``(H, W, 3)`` (channels-last).
+        ccm: torch ``(3, 3)`` or ``(B, 3, 3)`` (one matrix per sample) for torch images;
+            numpy ``(3, 3)`` for numpy images.
+
+    Returns:
+        Image of the same shape and type. numpy output keeps the image's floating dtype
+        (float64 for integer input); torch output has the image's dtype and device.
+
+    Raises:
+        RawSynthError: On mismatched types or shapes.
+    """
+    if _is_torch(image):
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise RawSynthError(f"image: expected torch shape (B, 3, H, W), got {tuple(image.shape)}")
+        matrix = torch.as_tensor(ccm, dtype=image.dtype, device=image.device)
+        if matrix.shape == (3, 3):
+            return torch.einsum("ij,bjhw->bihw", matrix, image)
+        if matrix.shape == (image.shape[0], 3, 3):
+            return torch.einsum("bij,bjhw->bihw", matrix, image)
+        raise RawSynthError(
+            f"ccm: expected shape (3, 3) or ({image.shape[0]}, 3, 3), got {tuple(matrix.shape)}"
+        )
+    if _is_torch(ccm):
+        raise RawSynthError("ccm: got a torch tensor for a numpy image; pass a numpy (3, 3) matrix")
+    arr = _as_float(np.asarray(image))
+    if arr.ndim != 3 or arr.shape[-1] != 3:
+        raise RawSynthError(f"image: expected numpy shape (H, W, 3), got {tuple(arr.shape)}")
+    matrix = np.asarray(ccm)
+    if matrix.shape != (3, 3):
+        raise RawSynthError(f"ccm: expected shape (3, 3), got {tuple(matrix.shape)}")
+    return (arr @ matrix.T.astype(arr.dtype)).astype(arr.dtype)
+

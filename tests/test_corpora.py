@@ -1,0 +1,257 @@
+"""Built-in corpora: bundled sample photos, procedural dead leaves, and the corpus registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from raw_synth.corpora import (
+    CORPORA,
+    DEFAULT_DEADLEAVES_SIZE,
+    corpus_item_id,
+    corpus_length,
+    iter_corpus,
+    load_corpus_image,
+)
+from raw_synth.corpora import deadleaves as dl
+from raw_synth.corpora.deadleaves import dead_leaves
+from raw_synth.corpora.samples import list_samples, load_sample, sample_names, sample_path
+from raw_synth.errors import RawSynthError
+
+EXPECTED_SAMPLES = ["astronaut", "chelsea", "coffee", "rocket"]
+
+
+# ----------------------------------------------------------------------------- bundled samples
+
+
+def test_list_samples_files_and_licences() -> None:
+    paths = list_samples()
+    assert [p.name for p in paths] == [f"{n}.jpg" for n in EXPECTED_SAMPLES]
+    assert sample_names() == EXPECTED_SAMPLES
+    assert all(p.is_absolute() and p.is_file() for p in paths)
+    assert sum(p.stat().st_size for p in paths) < 1.5e6
+    licences = (paths[0].parent / "LICENSES.md").read_text(encoding="utf-8")
+    for name in EXPECTED_SAMPLES:
+        row = next(line for line in licences.splitlines() if line.startswith(f"| `{name}.jpg`"))
+        assert ("Public domain" in row) or ("CC0" in row), row
+
+
+def test_load_sample_matches_scikit_image_original() -> None:
+    skdata = pytest.importorskip("skimage.data")
+    for name in EXPECTED_SAMPLES:
+        img = load_sample(name)
+        ref = getattr(skdata, name)().astype(np.float64) / 255.0
+        assert img.dtype == np.float32 and img.ndim == 3 and img.shape == ref.shape
+        assert img.min() >= 0.0 and img.max() <= 1.0
+        mse = float(np.mean((img.astype(np.float64) - ref) ** 2))
+        # JPEG quality 95 of the PNG originals is above 40 dB; rocket is the original file.
+        assert mse == 0.0 or 10 * np.log10(1.0 / mse) > 38.0, name
+
+
+def test_load_sample_returns_fresh_array_and_accepts_file_name() -> None:
+    a = load_sample("coffee.jpg")
+    a[:] = 0
+    assert load_sample("coffee").max() > 0.9
+    assert sample_path("coffee") == sample_path("coffee.jpg")
+
+
+def test_load_sample_unknown_name() -> None:
+    with pytest.raises(
+        RawSynthError,
+        match=r"^sample 'lena': unknown sample; available: astronaut, chelsea, coffee, rocket$",
+    ):
+        load_sample("lena")
+
+
+# ----------------------------------------------------------------------------- dead leaves
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 70), (57, 31), (64, 64)])
+def test_dead_leaves_shape_dtype_range(size: tuple[int, int]) -> None:
+    img = dead_leaves(*size, seed=3)
+    assert img.shape == (*size, 3) and img.dtype == np.float32
+    assert img.flags.c_contiguous
+    assert np.isfinite(img).all() and img.min() >= 0.0 and img.max() <= 1.0
+
+
+def test_dead_leaves_deterministic_and_seed_dependent() -> None:
+    a = dead_leaves(65, 80, seed=11)
+    assert np.array_equal(a, dead_leaves(65, 80, seed=11))
+    assert np.array_equal(a, dead_leaves(65, 80, np.random.default_rng(11)))
+    b = dead_leaves(65, 80, seed=12)
+    assert np.mean(np.abs(a - b)) > 0.05
+
+
+def test_dead_leaves_piecewise_constant_without_shading_and_blur() -> None:
+    img = dead_leaves(48, 48, seed=5, shading=0.0, blur_sigma=0.0)
+    colours = np.unique(img.reshape(-1, 3), axis=0)
+    # Many leaves (scale invariance puts lots of small ones), far fewer than pixels.
+    assert 20 < len(colours) < 48 * 48 // 2
+    # Natural colour model: not grey, not saturated noise.
+    assert 0.25 < img.mean() < 0.55
+
+
+def _brute_force_check(labels: np.ndarray, cy: np.ndarray, cx: np.ndarray, r: np.ndarray) -> None:
+    h, w = labels.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    assert labels.min() >= 0 and labels.max() < r.size
+    inside_own = (ys - cy[labels]) ** 2 + (xs - cx[labels]) ** 2 <= r[labels] ** 2
+    assert inside_own.all()
+    covers = (ys[..., None] - cy) ** 2 + (xs[..., None] - cx) ** 2 <= r**2  # (h, w, n)
+    first = np.argmax(covers, axis=-1)  # the first disk to fall on each pixel
+    np.testing.assert_array_equal(labels, first)
+
+
+def test_dead_leaves_occlusion_is_first_fallen_leaf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every pixel shows the earliest disk covering it, checked by brute force over all disks."""
+    labels, cy, cx, r = dl._leaf_labels(23, 37, np.random.default_rng(0), 1.0, 18.0, 3.0)
+    _brute_force_check(labels, cy, cx, r)
+    # Force the large-disk path and many small runs: same leaves, same labels.
+    monkeypatch.setattr(dl, "_PAIR_BUDGET", 64)
+    labels2, cy2, cx2, r2 = dl._leaf_labels(23, 37, np.random.default_rng(0), 1.0, 18.0, 3.0)
+    _brute_force_check(labels2, cy2, cx2, r2)
+    np.testing.assert_array_equal(labels, labels2)
+    np.testing.assert_array_equal(r, r2)
+
+
+def _spectrum_slope(img: np.ndarray) -> float:
+    """Slope of the radially averaged power spectrum of luminance, log-log, 4/N..0.25 cyc/px."""
+    g = img.astype(np.float64).mean(axis=-1)
+    g = g - g.mean()
+    h, w = g.shape
+    power = np.abs(np.fft.fft2(g * np.outer(np.hanning(h), np.hanning(w)))) ** 2
+    f = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :])
+    edges = np.geomspace(4.0 / min(h, w), 0.25, 13)
+    band = np.digitize(f, edges)
+    fb = [f[band == i].mean() for i in range(1, len(edges))]
+    pb = [power[band == i].mean() for i in range(1, len(edges))]
+    return float(np.polyfit(np.log(fb), np.log(pb), 1)[0])
+
+
+def test_dead_leaves_power_spectrum_is_natural() -> None:
+    # Measured over 20 seeds at 256x256: slopes -2.30 .. -1.60, mean -1.86 (natural photos ~ -2).
+    slopes = [_spectrum_slope(dead_leaves(256, 256, seed=s)) for s in range(6)]
+    assert all(-2.6 <= s <= -1.4 for s in slopes), slopes
+    assert -2.2 <= float(np.mean(slopes)) <= -1.6
+    # The slope follows the radius law: more small leaves (alpha 4) flatten it, fewer steepen it.
+    flat = np.mean([_spectrum_slope(dead_leaves(256, 256, seed=s, alpha=4.0)) for s in range(3)])
+    steep = np.mean([_spectrum_slope(dead_leaves(256, 256, seed=s, alpha=2.0)) for s in range(3)])
+    assert steep < np.mean(slopes) - 0.4 and flat > np.mean(slopes) + 0.4
+    # White noise, for contrast, is flat.
+    assert abs(_spectrum_slope(np.random.default_rng(0).random((256, 256, 3)))) < 0.2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"height": 0}, r"^height: must be a positive int, got 0$"),
+        ({"width": 2.5}, r"^width: must be a positive int, got 2.5$"),
+        ({"rmin": 0.0}, r"^rmin: must be a positive number of pixels, got 0.0$"),
+        ({"rmin": 4.0, "rmax": 2.0}, r"^rmax: must be a number >= rmin \(4.0\), got 2.0$"),
+        ({"seed": -1}, r"^seed: must be a non-negative int or a numpy Generator, got -1$"),
+        ({"seed": 1.5}, r"^seed: must be a non-negative int or a numpy Generator, got 1.5$"),
+        ({"shading": -0.1}, r"^shading: must be >= 0, got -0.1$"),
+        ({"blur_sigma": float("nan")}, r"^blur_sigma: must be >= 0, got nan$"),
+    ],
+)
+def test_dead_leaves_bad_arguments(kwargs: dict, message: str) -> None:
+    args = {"height": 16, "width": 16, "seed": 0} | kwargs
+    with pytest.raises(RawSynthError, match=message):
+        dead_leaves(**args)
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def test_corpus_names_and_lengths() -> None:
+    assert CORPORA == ("samples", "deadleaves")
+    assert corpus_length("samples") == 4
+    assert corpus_length("deadleaves") is None
+    assert corpus_item_id("samples", 6) == "samples/coffee#6"
+    assert corpus_item_id("deadleaves", 6) == "deadleaves#6"
+
+
+def test_samples_corpus_full_images_cycle() -> None:
+    assert np.array_equal(load_corpus_image("samples", 0), load_sample("astronaut"))
+    assert np.array_equal(load_corpus_image("samples", 7, seed=9), load_sample("rocket"))
+
+
+def _find_crop(photo: np.ndarray, crop: np.ndarray) -> list[tuple[int, int]]:
+    h, w = crop.shape[:2]
+    ys, xs = np.nonzero((photo == crop[0, 0]).all(axis=-1))
+    return [
+        (y, x)
+        for y, x in zip(ys, xs)
+        if y + h <= photo.shape[0]
+        and x + w <= photo.shape[1]
+        and np.array_equal(photo[y : y + h, x : x + w], crop)
+    ]
+
+
+def test_samples_corpus_crops() -> None:
+    crop = load_corpus_image("samples", 2, size=(40, 56), seed=1)
+    assert crop.shape == (40, 56, 3) and crop.dtype == np.float32
+    assert np.array_equal(crop, load_corpus_image("samples", 2, size=(40, 56), seed=1))
+    assert _find_crop(load_sample("coffee"), crop)
+    # Index 6 is coffee again, index 2 with another seed too: different crops.
+    assert not np.array_equal(crop, load_corpus_image("samples", 6, size=(40, 56), seed=1))
+    assert not np.array_equal(crop, load_corpus_image("samples", 2, size=(40, 56), seed=2))
+    square = load_corpus_image("samples", 3, size=33)
+    assert square.shape == (33, 33, 3)
+    assert _find_crop(load_sample("rocket"), square)
+
+
+def test_deadleaves_corpus_is_order_independent() -> None:
+    a3 = load_corpus_image("deadleaves", 3, size=(32, 40), seed=7)
+    a1 = load_corpus_image("deadleaves", 1, size=(32, 40), seed=7)
+    assert np.array_equal(a1, load_corpus_image("deadleaves", 1, size=(32, 40), seed=7))
+    assert np.array_equal(a3, load_corpus_image("deadleaves", 3, size=(32, 40), seed=7))
+    assert not np.array_equal(a1, a3)
+    assert not np.array_equal(a1, load_corpus_image("deadleaves", 1, size=(32, 40), seed=8))
+    assert load_corpus_image("deadleaves", 0).shape == (*DEFAULT_DEADLEAVES_SIZE, 3)
+
+
+def test_iter_corpus() -> None:
+    shapes = [img.shape for img in iter_corpus("samples")]
+    assert shapes == [(512, 512, 3), (300, 451, 3), (400, 600, 3), (427, 640, 3)]
+    items = list(iter_corpus("deadleaves", 2, start=5, size=24, seed=1))
+    assert len(items) == 2
+    assert np.array_equal(items[1], load_corpus_image("deadleaves", 6, size=24, seed=1))
+    unbounded = r"^count: corpus 'deadleaves' is unbounded, give a count$"
+    with pytest.raises(RawSynthError, match=unbounded):
+        next(iter_corpus("deadleaves"))
+
+
+REGISTRY_ERRORS = [
+    (
+        lambda: load_corpus_image("flickr", 0),
+        r"^corpus 'flickr': unknown corpus; available: samples, deadleaves$",
+    ),
+    (
+        lambda: load_corpus_image("samples", -1),
+        r"^index: must be a non-negative int, got -1$",
+    ),
+    (
+        lambda: load_corpus_image("samples", 1, size=(301, 10)),
+        r"^size: a 301x10 crop does not fit sample 'chelsea' \(300x451\)$",
+    ),
+    (
+        lambda: load_corpus_image("deadleaves", 0, size=(0, 5)),
+        r"^size: must be a positive int or \(height, width\), got \(0, 5\)$",
+    ),
+    (
+        lambda: load_corpus_image("deadleaves", 0, size=(8, 8, 3)),
+        r"^size: must be a positive int or \(height, width\)",
+    ),
+    (
+        lambda: load_corpus_image("deadleaves", 0, seed=-2),
+        r"^seed: must be a non-negative int, got -2$",
+    ),
+    (lambda: corpus_length("nope"), r"^corpus 'nope': unknown corpus"),
+]
+
+
+@pytest.mark.parametrize(("call", "message"), REGISTRY_ERRORS)
+def test_registry_errors(call, message: str) -> None:
+    with pytest.raises(RawSynthError, match=message):
+        call()

@@ -1,0 +1,142 @@
+"""The ``raw-synth`` command line: a thin layer over library functions.
+
+Every command turns :class:`~raw_synth.errors.RawSynthError` into one line on stderr
+(``error: <message>``) and exit status 2; nothing a user types produces a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import click
+
+from raw_synth import __version__
+from raw_synth.errors import RawSynthError
+
+logger = logging.getLogger("raw_synth")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _friendly_errors(command: F) -> F:
+    """Report RawSynthError (and a few OS errors) as one line and exit with status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except RawSynthError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+        except PermissionError as error:
+            click.echo(f"error: {error.filename}: permission denied", err=True)
+            sys.exit(2)
+        except OSError as error:
+            if getattr(error, "errno", None) == 28:  # ENOSPC
+                click.echo(f"error: {error.filename or 'output'}: no space left on device", err=True)
+                sys.exit(2)
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="raw-synth")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """raw-synth: realistic camera-RAW denoising training data from sRGB photos."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logger.setLevel(level)
+
+
+# --------------------------------------------------------------------------------------- cameras
+
+
+@main.group()
+def cameras() -> None:
+    """Bundled camera profiles (CFA, levels, colour matrix, noise)."""
+
+
+@cameras.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@_friendly_errors
+def cameras_list(as_json: bool) -> None:
+    """List the bundled camera profiles."""
+    from raw_synth.camera import list_profiles
+
+    profiles = list_profiles()
+    if as_json:
+        click.echo(json.dumps([p.to_dict() for p in profiles], indent=2))
+        return
+    width = max(len(p.name) for p in profiles)
+    click.echo(f"{'name':<{width}}  cfa   bits  black    white    noise")
+    for p in profiles:
+        noise = f"{p.noise.model}/{p.noise.sampler}" if p.noise else "-"
+        click.echo(f"{p.name:<{width}}  {p.cfa}  {p.bit_depth:>4}  {p.black_level[0]:<7g}  {p.white_level[0]:<7g}  {noise}")
+
+
+@cameras.command("show")
+@click.argument("name")
+@_friendly_errors
+def cameras_show(name: str) -> None:
+    """Print one profile (bundled NAME or a YAML path) as YAML."""
+    from raw_synth.camera import get_profile
+
+    click.echo(get_profile(name).to_yaml().rstrip())
+
+
+# --------------------------------------------------------------------------------------- convert
+
+
+def _expand_images(images: tuple[str, ...]) -> list[tuple[str, Callable[[], Any]]]:
+    """Turn the IMAGE arguments into (name, loader) pairs; ``samples`` means the built-in photos."""
+    from raw_synth.corpora import list_samples, load_sample
+    from raw_synth.io import read_image
+
+    items: list[tuple[str, Callable[[], Any]]] = []
+    for image in images:
+        if image == "samples":
+            for sample in list_samples():
+                items.append((sample.stem, functools.partial(load_sample, sample.stem)))
+        else:
+            items.append((Path(image).stem, functools.partial(read_image, image)))
+    return items
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the DNG files (created if needed).")
+@click.option("--engine", "engine_name", default="upi", show_default=True, type=click.Choice(["upi", "ssdnet"]),
+              help="Inverse ISP that makes the RAW.")
+@click.option("--camera", default="canon-eos-550d", show_default=True,
+              help="Camera profile (bundled name or YAML path): CFA, bit depth, black and white level.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random camera of each image.")
+@click.option("--preview/--no-preview", default=False, help="Also write a PNG of the RAW rendered back to sRGB.")
+@_friendly_errors
+def convert(images: tuple[str, ...], out_dir: Path, engine_name: str, camera: str, seed: int, preview: bool) -> None:
+    """Convert sRGB IMAGES to camera RAW written as DNG files.
+
+    IMAGES are image files, or the word 'samples' for the built-in photos.
+    """
+    from raw_synth.convert import convert_image
+
+    from raw_synth.camera import get_profile
+    from raw_synth.engine import create_engine
+
+    profile = get_profile(camera)
+    engine = create_engine(engine_name)
+    items = _expand_images(images)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from tqdm import tqdm
+
+    for index, (stem, load) in enumerate(tqdm(items, desc="convert", unit="image", disable=None, file=sys.stderr)):
+        written = convert_image(load(), engine, profile, out_dir / f"{stem}.dng", seed=seed, index=index,
+                                preview=preview)
+        click.echo(str(written))

@@ -1,0 +1,91 @@
+"""The raw-synth command line: version, cameras, convert, error reporting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rawpy
+from click.testing import CliRunner
+
+from raw_synth import __version__
+from raw_synth.cli import main
+from raw_synth.io import read_raw, write_image
+
+
+def _run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_version() -> None:
+    result = _run("--version")
+    assert result.exit_code == 0
+    assert result.output.strip() == f"raw-synth, version {__version__}"
+
+
+def test_cameras_list_and_show() -> None:
+    result = _run("cameras", "list")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["name", "cfa", "bits", "black", "white", "noise"]
+    assert any(line.split()[:3] == ["sidd-s6", "GRBG", "10"] for line in lines[1:])
+    listed = json.loads(_run("cameras", "list", "--json").output)
+    assert {p["name"] for p in listed} >= {"canon-eos-550d", "sidd-s6"}
+    shown = _run("cameras", "show", "canon-eos-550d")
+    assert shown.exit_code == 0 and "black_level:\n- 2056.0" in shown.output
+
+
+def test_unknown_camera_is_one_line_error() -> None:
+    result = CliRunner().invoke(main, ["cameras", "show", "nikon-z99"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: unknown camera profile 'nikon-z99': expected a YAML path or one of ")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_convert_writes_dngs_that_rawpy_renders(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    photo = tmp_path / "photo.png"
+    # A smooth colour gradient with an odd size: the last column and row get cropped.
+    yy, xx = np.mgrid[0:37, 0:51] / 50.0
+    write_image(photo, np.stack([xx, yy, 0.5 * np.ones_like(xx)], axis=-1).astype(np.float32) * 0.8 + 0.1)
+    result = _run("convert", str(photo), "--out", str(tmp_path / "out"), "--camera", "sidd-s6", "--preview",
+                  "--seed", "3")
+    assert result.exit_code == 0, result.output
+    dng = tmp_path / "out" / "photo.dng"
+    assert result.output.strip().splitlines()[-1] == str(dng)
+    assert (tmp_path / "out" / "photo.png").exists()
+    raw = read_raw(dng)
+    assert raw.cfa == "GRBG"
+    assert raw.packed.shape == (4, 18, 25)
+    assert raw.white_level == 1023
+    with rawpy.imread(str(dng)) as handle:
+        rendered = handle.postprocess(use_camera_wb=True, no_auto_bright=True, output_bps=8)
+    assert rendered.shape[:2] == (36, 50)
+    # Same seed, same file; the gradient survives the round trip through LibRaw (red grows left to right).
+    assert rendered[:, -5:, 0].mean() > rendered[:, :5, 0].mean() + 40
+    again = _run("convert", str(photo), "--out", str(tmp_path / "again"), "--camera", "sidd-s6", "--seed", "3")
+    assert again.exit_code == 0
+    np.testing.assert_array_equal(read_raw(tmp_path / "again" / "photo.dng").packed, raw.packed)
+
+
+def test_convert_builtin_samples(tmp_path: Path) -> None:
+    result = _run("convert", "samples", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    written = sorted(tmp_path.glob("*.dng"))
+    assert len(written) >= 4
+    with rawpy.imread(str(written[0])) as handle:
+        image = handle.postprocess(use_camera_wb=True)
+    assert image.ndim == 3 and image.std() > 10  # a real picture, not a flat field
+
+
+def test_convert_bad_input_is_one_line_error(tmp_path: Path) -> None:
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    result = CliRunner().invoke(main, ["convert", str(text), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert result.output.startswith(f"error: {text}: ")
+    assert len(result.output.strip().splitlines()) == 1
+    missing = CliRunner().invoke(main, ["convert", str(tmp_path / "none.png"), "--out", str(tmp_path / "o")])
+    assert missing.exit_code == 2 and missing.output.startswith(f"error: {tmp_path / 'none.png'}: ")

@@ -140,3 +140,31 @@ def convert(images: tuple[str, ...], out_dir: Path, engine_name: str, camera: st
         written = convert_image(load(), engine, profile, out_dir / f"{stem}.dng", seed=seed, index=index,
                                 preview=preview)
         click.echo(str(written))
+
+
+# ------------------------------------------------------------------------------------ noise-eval
+
+
+@main.command("noise-eval")
+@click.option("--sidd-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="SIDD-Medium RAW folder (scene folders with NOISY/GT/METADATA .MAT files).")
+@click.option("--models", default=None,
+              help="Comma-separated noise models (default: all built-in), e.g. gaussian-nlf,profile:sidd-s6.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for report.md, report.json and noise_kl.png.")
+@click.option("--cameras", "camera_codes", default=None, help="Only these phones, e.g. S6,GP.")
+@click.option("--bins", default=10, show_default=True, type=click.IntRange(1, 100), help="Clean-intensity bins.")
+@click.option("--crop", default=None, type=int, help="Evaluate a centred crop of this many packed pixels per side.")
+@click.option("--max-pairs", default=None, type=int, help="Stop after this many noisy/clean pairs.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@_friendly_errors
+def noise_eval(sidd_dir: Path, models: str | None, out_dir: Path, camera_codes: str | None, bins: int,
+               crop: int | None, max_pairs: int | None, seed: int) -> None:
+    """Score noise models against real noisy/clean RAW pairs (marginal KL, Noise Flow protocol)."""
+    from raw_synth.noise_eval import evaluate_noise_models, write_noise_eval
+
+    report = evaluate_noise_models(
+        sidd_dir, models=models, bins=bins, seed=seed, crop=crop, max_pairs=max_pairs,
+        cameras=camera_codes.split(",") if camera_codes else None)
+    write_noise_eval(report, out_dir)
+    click.echo(report.to_markdown())

@@ -202,7 +202,7 @@ def rgb_to_cam_from_xyz_to_cam(xyz_to_cam: Array) -> Array:
     _check_matrix(xyz_to_cam, "xyz_to_cam")
     if _is_torch(xyz_to_cam):
         m = _as_float(xyz_to_cam)
-        rgb2xyz = torch.as_tensor(RGB_TO_XYZ, dtype=m.dtype, device=m.device)
+        rgb2xyz = torch.tensor(RGB_TO_XYZ, dtype=m.dtype, device=m.device)
         product = m @ rgb2xyz
     else:
         product = np.asarray(xyz_to_cam, dtype=np.float64) @ RGB_TO_XYZ

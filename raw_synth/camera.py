@@ -137,7 +137,7 @@ class CameraProfile:
 
     def to_yaml(self) -> str:
         """YAML text of :meth:`to_dict`."""
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=100)
 
     def replace(self, **changes: Any) -> "CameraProfile":
         """A copy with some fields changed (profiles are immutable)."""

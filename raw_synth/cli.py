@@ -91,6 +91,30 @@ def cameras_show(name: str) -> None:
     click.echo(get_profile(name).to_yaml().rstrip())
 
 
+@cameras.command("import-darktable")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the profile YAML files (one per camera).")
+@click.option("--maker", default=None, help="Only this maker (substring, case-insensitive).")
+@click.option("--model", default=None, help="Only models containing this text, e.g. 550d.")
+@click.option("--cfa", default="RGGB", show_default=True, help="Bayer pattern of the profiles.")
+@click.option("--bit-depth", default=14, show_default=True, type=click.IntRange(1, 16))
+@click.option("--black", "black_level", default=0.0, show_default=True, type=float, help="Black level (DN).")
+@click.option("--white", "white_level", default=None, type=float, help="White level (DN) [default: 2**bit_depth - 1].")
+@_friendly_errors
+def cameras_import_darktable(file: Path, out_dir: Path, maker: str | None, model: str | None, cfa: str,
+                             bit_depth: int, black_level: float, white_level: float | None) -> None:
+    """Convert darktable's noiseprofiles.json (read from FILE, never bundled) into camera profiles."""
+    from raw_synth.noise.darktable import read_darktable_profiles
+
+    profiles = read_darktable_profiles(file, maker=maker, model=model, cfa=cfa, bit_depth=bit_depth,
+                                       black_level=black_level, white_level=white_level)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for profile in profiles:
+        (out_dir / f"{profile.name}.yaml").write_text(profile.to_yaml(), encoding="utf-8")
+    click.echo(f"wrote {len(profiles)} camera profile(s) to {out_dir}")
+
+
 # --------------------------------------------------------------------------------------- convert
 
 

@@ -1,0 +1,94 @@
+"""HDF5 shards: one ``.h5`` file per shard, the same dataset names as the Zarr layout.
+
+Images are chunked ``(1, 4, h, w)`` with shuffle + gzip (level 1, readable by any HDF5); string
+columns use variable-length UTF-8; the shard's metadata is a JSON string in the file attribute
+``raw_synth``, written last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import h5py
+import numpy as np
+
+from raw_synth.store.records import IMAGE_FIELDS, STRING_FIELDS
+from raw_synth.store.shard_file import ATTRS_KEY, ShardFile
+
+__all__ = ["write_hdf5", "open_hdf5", "WRITE_BLOCK"]
+
+#: Samples written per call (bounds the memory of one write).
+WRITE_BLOCK = 16
+
+
+def write_hdf5(path: Path, columns: Mapping[str, np.ndarray], attrs: Mapping[str, Any]) -> None:
+    """Write ``columns`` into the HDF5 file ``path`` (created or truncated), flushed and fsynced.
+
+    Args:
+        path: File to write (the caller's temporary name).
+        columns: As :func:`~raw_synth.store.records.records_to_columns` returns.
+        attrs: JSON-able shard metadata, stored as a JSON string attribute ``raw_synth`` last.
+
+    Raises:
+        OSError: From the file system or HDF5 (the caller turns it into a RawSynthError).
+    """
+    n = columns["noisy"].shape[0]
+    with h5py.File(path, "w") as f:
+        for name in IMAGE_FIELDS:
+            if name not in columns:
+                continue
+            data = columns[name]
+            ds = f.create_dataset(
+                name,
+                shape=data.shape,
+                dtype=data.dtype,
+                chunks=(1, *data.shape[1:]),
+                compression="gzip",
+                compression_opts=1,
+                shuffle=True,
+            )
+            for a in range(0, n, WRITE_BLOCK):
+                ds[a : a + WRITE_BLOCK] = data[a : a + WRITE_BLOCK]
+        for name, data in columns.items():
+            if name in IMAGE_FIELDS:
+                continue
+            if name in STRING_FIELDS:
+                ds = f.create_dataset(name, shape=data.shape, dtype=h5py.string_dtype("utf-8"))
+                ds[...] = [str(s) for s in data]
+            else:
+                ds = f.create_dataset(name, shape=data.shape, dtype=data.dtype)
+                ds[...] = data
+        f.attrs[ATTRS_KEY] = json.dumps(dict(attrs))
+        f.flush()
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+def open_hdf5(path: Path) -> ShardFile:
+    """Open an HDF5 shard read only.
+
+    Raises:
+        Exception: Whatever h5py raises for a missing, truncated or malformed file.
+    """
+    f = h5py.File(path, "r")
+    try:
+        raw = f.attrs.get(ATTRS_KEY)
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8")
+        attrs = json.loads(raw) if raw else {}
+        columns = {name: f[name] for name in f.keys() if isinstance(f[name], h5py.Dataset)}
+    except Exception:
+        f.close()
+        raise
+
+    def read_strings(name: str) -> list[str]:
+        return [str(s) for s in columns[name].asstr()[...].tolist()]
+
+    def closer() -> None:
+        if f.id.valid:
+            f.close()
+
+    return ShardFile(path=path, format="hdf5", attrs=attrs, columns=columns, read_strings=read_strings, closer=closer)

@@ -1,0 +1,92 @@
+"""The read side common to both shard formats: :class:`ShardFile` and :func:`open_shard_file`.
+
+A shard is opened as a :class:`ShardFile`: ``columns`` maps each stored column name to an
+array-like (``.shape``, ``.dtype``, integer and slice indexing returning numpy), ``strings(name)``
+returns a string column as a list of ``str``, and ``attrs`` is the shard's own metadata (the
+``raw_synth`` attribute: start, stop, count, checksum, clean dtype, ``complete``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from raw_synth.errors import RawSynthError
+
+__all__ = ["ATTRS_KEY", "FORMATS", "SUFFIXES", "ShardFile", "format_of", "open_shard_file"]
+
+#: Name of the attribute holding the shard's own metadata, in both formats.
+ATTRS_KEY = "raw_synth"
+
+#: Shard formats and their file suffixes.
+SUFFIXES: dict[str, str] = {"zarr": ".zarr", "hdf5": ".h5"}
+FORMATS: tuple[str, ...] = tuple(SUFFIXES)
+
+
+@dataclass
+class ShardFile:
+    """An opened shard (read only).
+
+    Attributes:
+        path: The shard's path.
+        format: ``"zarr"`` or ``"hdf5"``.
+        attrs: The shard's metadata dict (empty when the shard was never completed).
+        columns: Column name -> array-like of shape ``(n, ...)``.
+        read_strings: Column name -> list of ``str`` for the string columns.
+        closer: Releases the underlying handle.
+    """
+
+    path: Path
+    format: str
+    attrs: dict[str, Any]
+    columns: dict[str, Any]
+    read_strings: Callable[[str], list[str]]
+    closer: Callable[[], None] = field(default=lambda: None)
+
+    def strings(self, name: str) -> list[str]:
+        """The string column ``name`` as a list of ``str``."""
+        return self.read_strings(name)
+
+    def close(self) -> None:
+        """Release the file handle (idempotent)."""
+        self.closer()
+
+
+def format_of(path: str | Path) -> str:
+    """The shard format from a shard path's suffix.
+
+    Raises:
+        RawSynthError: Unknown suffix.
+    """
+    suffix = Path(path).suffix
+    for fmt, suf in SUFFIXES.items():
+        if suffix == suf:
+            return fmt
+    raise RawSynthError(f"{path}: not a shard (expected a name ending in .zarr or .h5)")
+
+
+def open_shard_file(path: str | Path) -> ShardFile:
+    """Open one shard, Zarr or HDF5 by suffix, read only.
+
+    Raises:
+        RawSynthError: Missing path, unknown suffix, or a file that cannot be opened
+            (one line naming the path).
+    """
+    p = Path(path)
+    fmt = format_of(p)
+    if not p.exists():
+        raise RawSynthError(f"{p}: shard is missing")
+    try:
+        if fmt == "zarr":
+            from raw_synth.store.zarr_shard import open_zarr
+
+            return open_zarr(p)
+        from raw_synth.store.hdf5_shard import open_hdf5
+
+        return open_hdf5(p)
+    except RawSynthError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any library error becomes one clear line
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise RawSynthError(f"{p}: cannot open shard ({reason})") from None

@@ -192,3 +192,117 @@ def noise_eval(sidd_dir: Path, models: str | None, out_dir: Path, camera_codes: 
         cameras=camera_codes.split(",") if camera_codes else None)
     write_noise_eval(report, out_dir)
     click.echo(report.to_markdown())
+
+
+# -------------------------------------------------------------------------- generate / inspect / verify
+
+
+@main.command()
+@click.option("--n", "n", required=True, type=click.IntRange(min=1), help="Number of noisy/clean pairs.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Store folder (re-running the same command resumes).")
+@click.option("--src", default="deadleaves", show_default=True,
+              help="Inputs: a folder (recursive), a glob, a list file, 'samples' or 'deadleaves'.")
+@click.option("--engine", "engine_name", default="upi", show_default=True, type=click.Choice(["upi", "ssdnet"]),
+              help="Inverse ISP: Unprocessing or the learned SSDNet.")
+@click.option("--model", default=None, help="SSDNet checkpoint (default: the bundled one).")
+@click.option("--cameras", default="sidd", show_default=True,
+              help="Comma list of camera profiles: 'sidd', 'eld', bundled names or YAML paths.")
+@click.option("--patch", default=256, show_default=True, type=click.IntRange(min=16), help="Full-resolution crop side (even).")
+@click.option("--format", "fmt", default="zarr", show_default=True, type=click.Choice(["zarr", "hdf5"]))
+@click.option("--shard-size", default=256, show_default=True, type=click.IntRange(min=1), help="Pairs per shard.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Local worker processes.")
+@click.option("--scheduler", default=None, help="Address of an existing Dask scheduler, e.g. tcp://host:8786.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="cpu", show_default=True, help="Engine device: cpu, cuda, mps or auto.")
+@click.option("--clean-dtype", default="float16", show_default=True, type=click.Choice(["float16", "float32"]))
+@click.option("--uncertainty", is_flag=True, help="Also store SSDNet's per-pixel uncertainty (ssdnet engine).")
+@click.option("--overwrite", is_flag=True, help="Replace a store made with a different configuration.")
+@_friendly_errors
+def generate(n: int, out_dir: Path, src: str, engine_name: str, model: str | None, cameras: str, patch: int,
+             fmt: str, shard_size: int, workers: int, scheduler: str | None, seed: int, device: str,
+             clean_dtype: str, uncertainty: bool, overwrite: bool) -> None:
+    """Generate N noisy/clean RAW pairs into a sharded Zarr or HDF5 store."""
+    from pipelines.run import GenerateConfig
+    from pipelines.run import generate as run_generate
+
+    _quiet_dask(logger.level)
+
+    summary = run_generate(GenerateConfig(
+        n=n, out=str(out_dir), src=src, engine=engine_name, model=model, cameras=cameras, patch=patch,
+        format=fmt, shard_size=shard_size, workers=workers, scheduler=scheduler, seed=seed, device=device,
+        clean_dtype=clean_dtype, overwrite=overwrite, uncertainty=uncertainty))
+    click.echo(f"{summary.out}: {summary.n_written} pairs written, {summary.n_resumed} resumed, "
+               f"{summary.pairs_per_second:.1f} pairs/s, {summary.seconds:.1f} s, "
+               f"{len(summary.skipped)} inputs skipped")
+
+
+def _quiet_dask(level: int) -> None:
+    """Keep Dask's INFO chatter (cluster start and stop) off the terminal unless -vv is given."""
+    import distributed  # noqa: F401  (configures its loggers on import; override them after)
+
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core",
+                 "distributed.worker", "distributed.http.proxy"):
+        logging.getLogger(name).setLevel(logging.DEBUG if level <= logging.DEBUG else logging.WARNING)
+
+
+@main.command()
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--preview", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a PNG grid of noisy/clean pairs rendered to sRGB.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a PNG of the ISO and noise-level histograms.")
+@_friendly_errors
+def inspect(store: Path, as_json: bool, preview: Path | None, plot: Path | None) -> None:
+    """Summarise a store: counts, cameras, ISO and noise-level histograms."""
+    from raw_synth.store import plot_store, preview_grid, summarize_store
+
+    summary = summarize_store(store)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(_format_summary(store, summary))
+    if preview is not None:
+        preview_grid(store, preview)
+        click.echo(f"preview: {preview}")
+    if plot is not None:
+        plot_store(store, plot)
+        click.echo(f"plot: {plot}")
+
+
+def _format_summary(store: Path, summary: dict[str, Any]) -> str:
+    lines = [
+        f"store     {store}",
+        f"samples   {summary.get('n_samples')} of {summary.get('n_expected')} in {summary.get('n_shards')} "
+        f"{summary.get('format')} shards, patch {summary.get('patch_size')}",
+    ]
+    cameras = summary.get("cameras") or summary.get("per_camera") or {}
+    if cameras:
+        lines.append("cameras   " + ", ".join(f"{name} {count}" for name, count in sorted(cameras.items())))
+    for key in ("shot", "read"):
+        stats = summary.get(key) or {}
+        if isinstance(stats, dict) and "median" in stats:
+            lines.append(f"{key:<9} min {stats['min']:.3g}  median {stats['median']:.3g}  max {stats['max']:.3g}")
+    skipped = summary.get("skipped") or summary.get("n_skipped")
+    if skipped:
+        lines.append(f"skipped   {skipped if isinstance(skipped, int) else len(skipped)} inputs")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("store", type=click.Path(path_type=Path))
+@_friendly_errors
+def verify(store: Path) -> None:
+    """Check every shard: complete, checksum, finite values in range. Exit 0 only if all pass."""
+    from raw_synth.store import verify_store
+
+    report = verify_store(store)
+    for warning in getattr(report, "warnings", []):
+        click.echo(f"warning: {warning}", err=True)
+    for problem in report.problems:
+        click.echo(f"problem: {problem}", err=True)
+    if not report.ok:
+        click.echo(f"{store}: FAILED ({len(report.problems)} problem(s) in {report.n_shards} shards)")
+        sys.exit(1)
+    click.echo(f"{store}: OK ({report.n_checked} samples in {report.n_shards} shards verified)")

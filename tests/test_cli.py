@@ -34,7 +34,7 @@ def test_cameras_list_and_show() -> None:
     listed = json.loads(_run("cameras", "list", "--json").output)
     assert {p["name"] for p in listed} >= {"canon-eos-550d", "sidd-s6"}
     shown = _run("cameras", "show", "canon-eos-550d")
-    assert shown.exit_code == 0 and "black_level:\n- 2056.0" in shown.output
+    assert shown.exit_code == 0 and "black_level: [2056.0, 2056.0, 2056.0, 2056.0]" in shown.output
 
 
 def test_unknown_camera_is_one_line_error() -> None:
@@ -89,3 +89,33 @@ def test_convert_bad_input_is_one_line_error(tmp_path: Path) -> None:
     assert len(result.output.strip().splitlines()) == 1
     missing = CliRunner().invoke(main, ["convert", str(tmp_path / "none.png"), "--out", str(tmp_path / "o")])
     assert missing.exit_code == 2 and missing.output.startswith(f"error: {tmp_path / 'none.png'}: ")
+
+
+def test_generate_inspect_verify_commands(tmp_path: Path) -> None:
+    store = tmp_path / "shards"
+    args = ["generate", "--n", "6", "--out", str(store), "--patch", "32", "--shard-size", "4", "--workers", "1",
+            "--cameras", "sidd-s6,eld-sony-a7s2", "--format", "hdf5"]
+    result = _run(*args)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"{store}: 6 pairs written, 0 resumed, ")
+    again = _run(*args)
+    assert again.output.startswith(f"{store}: 0 pairs written, 6 resumed, ")
+    changed = CliRunner().invoke(main, [*args[:-2], "--format", "zarr"])
+    assert changed.exit_code == 2
+    assert "holds a store made with a different configuration" in changed.output
+    assert "use --overwrite to replace it" in changed.output
+
+    summary = json.loads(_run("inspect", str(store), "--json").output)
+    assert summary["n_samples"] == 6 and set(summary["cameras"]) <= {"sidd-s6", "eld-sony-a7s2"}
+    shown = _run("inspect", str(store), "--preview", str(tmp_path / "p.png"), "--plot", str(tmp_path / "h.png"))
+    assert shown.exit_code == 0 and "samples   6 of 6 in 2 hdf5 shards" in shown.output
+    assert (tmp_path / "p.png").stat().st_size > 1000 and (tmp_path / "h.png").stat().st_size > 1000
+    ok = _run("verify", str(store))
+    assert ok.exit_code == 0 and ok.output.strip() == f"{store}: OK (6 samples in 2 shards verified)"
+
+    shard = sorted(store.glob("shard-*.h5"))[0]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\xff" * 64
+    shard.write_bytes(bytes(data))
+    bad = CliRunner().invoke(main, ["verify", str(store)])
+    assert bad.exit_code == 1 and "FAILED" in bad.output

@@ -236,7 +236,7 @@ def preview_grid(path: str | Path, png: str | Path, n: int = 8) -> Path:
         ax.set_axis_off()
     for k, s in enumerate(samples):
         ccm = cam_to_rgb_from_xyz_to_cam(s["xyz_to_cam"])
-        iso = "ISO ?" if s["iso"] is None else f"ISO {s['iso']:g}"
+        iso = "ISO ?" if s["iso"] is None else f"ISO {s['iso']:.0f}"
         for c, key in enumerate(("noisy", "clean")):
             ax = axes[k // per_row, 2 * (k % per_row) + c]
             ax.imshow(render(s[key], s["wb_gains"], ccm), interpolation="nearest")

@@ -1,0 +1,151 @@
+"""Throughput and memory of ``raw-synth generate``: the pipeline against the engine alone.
+
+For each N and worker count it measures
+
+* **generate**: :func:`pipelines.run.generate` into a fresh store (workers = 1 runs in-process,
+  more workers on a LocalCluster); pairs/s over the whole call and over the compute phase
+  (first shard submitted to last finished, i.e. without source scan and cluster start-up);
+* **engine alone**: the same per-sample work (source patch, engine, noise, DN conversion) in
+  ``workers`` plain processes with no Dask, no store and no manifest, timed after a warm-up;
+* **overhead** = ``1 - generate_compute / engine_alone`` (what sharding, writing, checksums and
+  scheduling cost);
+* **peak RSS per worker** (``getrusage`` in the worker processes; for the in-process run this is
+  the whole client process).
+
+Prints a Markdown table. Example (the figures in RESULTS.md)::
+
+    python benchmarks/pipeline_throughput.py --n 1000,10000 --workers 1,2 --patch 256
+
+Quick check::
+
+    python benchmarks/pipeline_throughput.py --n 32 --patch 64 --shard-size 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def _engine_alone_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _engine_alone_chunk(job, indices: list[int]) -> tuple[float, int]:
+    """Make the samples of ``indices`` without storing them; return (seconds, peak RSS bytes)."""
+    from pipelines.worker import get_engine, make_sample, peak_rss_bytes
+
+    engine = get_engine(job.config)
+    began = time.perf_counter()
+    for index in indices:
+        make_sample(job, index, engine)
+    return time.perf_counter() - began, peak_rss_bytes()
+
+
+def engine_alone(job, n: int, workers: int) -> tuple[float, int]:
+    """Pairs/s and the largest peak RSS of ``workers`` processes doing the per-sample work of ``n`` samples."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_engine_alone_init) as pool:
+        # warm-up: start the processes, import everything, create the engines
+        list(pool.map(_engine_alone_chunk, [job] * workers, [[n + k] for k in range(workers)]))
+        began = time.perf_counter()
+        results = list(pool.map(_engine_alone_chunk, [job] * workers, [list(range(k, n, workers)) for k in range(workers)]))
+        wall = time.perf_counter() - began
+    return n / wall, max(rss for _, rss in results)
+
+
+def _job(args: argparse.Namespace, n: int, out: Path):
+    from pipelines.config import GenerateConfig, resolve_cameras
+    from pipelines.worker import ShardJob
+    from raw_synth.sources import resolve_sources
+
+    config = GenerateConfig(n=n, out=str(out), src=args.src, engine=args.engine, model=args.model,
+                            cameras=args.cameras, patch=args.patch, format=args.format,
+                            shard_size=args.shard_size, workers=1, seed=0, device=args.device)
+    job = ShardJob(config=config, sources=resolve_sources(args.src, args.patch),
+                   cameras=tuple(resolve_cameras(args.cameras)), out=str(out))
+    return config, job
+
+
+def _mib(value: float) -> str:
+    return f"{value / 2**20:.0f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", default="1000,10000", help="comma list of sample counts (default 1000,10000)")
+    parser.add_argument("--workers", default="1,2", help="comma list of worker counts (default 1,2)")
+    parser.add_argument("--engine", default="upi", help="inverse ISP engine (default upi)")
+    parser.add_argument("--model", default=None, help="SSDNet checkpoint for --engine ssdnet")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--src", default="deadleaves")
+    parser.add_argument("--cameras", default="sidd")
+    parser.add_argument("--patch", type=int, default=256)
+    parser.add_argument("--shard-size", type=int, default=256)
+    parser.add_argument("--format", default="zarr", choices=("zarr", "hdf5"))
+    parser.add_argument("--skip-engine-alone", action="store_true", help="only time generate")
+    parser.add_argument("--out", default=None, help="scratch folder for the stores (default: a temp folder)")
+    args = parser.parse_args(argv)
+
+    from pipelines.run import generate
+
+    counts = [int(v) for v in args.n.split(",") if v.strip()]
+    worker_counts = [int(v) for v in args.workers.split(",") if v.strip()]
+    scratch = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="raw-synth-bench-"))
+    rows = []
+    try:
+        for n in counts:
+            for workers in worker_counts:
+                out = scratch / f"n{n}-w{workers}"
+                shutil.rmtree(out, ignore_errors=True)
+                config, job = _job(args, n, out)
+                summary = generate(replace(config, workers=workers), progress=False)
+                gen_total = summary.n_written / summary.seconds
+                gen_compute = summary.n_written / summary.compute_seconds
+                if args.skip_engine_alone:
+                    alone, alone_rss = float("nan"), 0
+                else:
+                    alone, alone_rss = engine_alone(job, n, workers)
+                nbytes = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+                rows.append(dict(
+                    n=n, workers=workers, mode=summary.scheduler, gen_total=gen_total, gen_compute=gen_compute,
+                    alone=alone, overhead=1.0 - gen_compute / alone if alone == alone else float("nan"),
+                    rss=max(summary.peak_rss.values()) if summary.peak_rss else 0, alone_rss=alone_rss,
+                    seconds=summary.seconds, store_mib=nbytes / 2**20,
+                ))
+                shutil.rmtree(out, ignore_errors=True)
+    finally:
+        if not args.out:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    print(f"\nraw-synth generate throughput: engine {args.engine}, src {args.src}, cameras {args.cameras}, "
+          f"patch {args.patch}, shard size {args.shard_size}, format {args.format}; "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}\n")
+    print("| N | workers | run | generate pairs/s (total) | generate pairs/s (compute) | engine alone pairs/s "
+          "| overhead | peak RSS / worker (MiB) | engine-alone RSS (MiB) | wall (s) | store (MiB) |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['n']} | {r['workers']} | {r['mode']} | {r['gen_total']:.1f} | {r['gen_compute']:.1f} "
+              f"| {r['alone']:.1f} | {r['overhead'] * 100:.1f}% | {_mib(r['rss'])} | {_mib(r['alone_rss'])} "
+              f"| {r['seconds']:.1f} | {r['store_mib']:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The configuration of one ``raw-synth generate`` run and its checks.
+
+:class:`GenerateConfig` mirrors the command-line options. :func:`check_config` validates it
+(one-line :class:`~raw_synth.errors.RawSynthError` per problem, naming the option) and
+:func:`resolve_cameras` turns ``--cameras`` into camera profiles.
+
+Only some fields decide *what* is generated (:data:`IDENTITY_FIELDS`); they are the ones a resumed
+run must share with the store. ``out``, ``workers``, ``scheduler``, ``device`` and ``overwrite``
+only say where and how, so a run may resume with another worker count or on another cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from raw_synth.camera import CameraProfile, get_profile, list_profiles
+from raw_synth.errors import RawSynthError
+
+__all__ = [
+    "GenerateConfig",
+    "IDENTITY_FIELDS",
+    "FORMATS",
+    "CAMERA_GROUPS",
+    "check_config",
+    "resolve_cameras",
+    "profile_digest",
+]
+
+#: Shard formats.
+FORMATS: tuple[str, ...] = ("zarr", "hdf5")
+#: ``--cameras`` words that stand for a group of bundled profiles (name prefix).
+CAMERA_GROUPS: dict[str, str] = {"sidd": "sidd-", "eld": "eld-"}
+#: Fields that decide the content of the store (compared on resume).
+IDENTITY_FIELDS: tuple[str, ...] = (
+    "n", "src", "engine", "model", "cameras", "patch", "format", "shard_size", "seed", "clean_dtype",
+    "uncertainty",
+)
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Everything ``raw-synth generate`` takes.
+
+    Attributes:
+        n: Number of noisy/clean pairs to write (``--n``).
+        out: Store folder (``--out``); created if missing.
+        src: Input images: a folder, a glob, a list file, ``"samples"`` or ``"deadleaves"``.
+        engine: Inverse ISP, ``"upi"`` or ``"ssdnet"``.
+        model: SSDNet checkpoint (``.safetensors``), required with ``engine="ssdnet"``.
+        cameras: Comma list of ``sidd`` (the five SIDD phones), ``eld`` (the five ELD cameras),
+            bundled profile names and profile YAML paths; each sample picks one uniformly.
+        patch: Side of the square sRGB crop in pixels (even); the RAW is ``(4, patch/2, patch/2)``.
+        format: ``"zarr"`` or ``"hdf5"``.
+        shard_size: Samples per shard.
+        workers: Local worker processes (ignored when ``scheduler`` is set).
+        scheduler: Address of a running Dask scheduler (``tcp://host:8786``), or ``None``.
+        seed: Run seed (``>= 0``).
+        device: Torch device of the engine (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
+        clean_dtype: Stored dtype of the clean image, ``"float16"`` or ``"float32"``.
+        overwrite: Replace a store that holds a different configuration.
+        uncertainty: Also store SSDNet's per-pixel uncertainty (``ssdnet`` only).
+    """
+
+    n: int
+    out: str | Path
+    src: str = "deadleaves"
+    engine: str = "upi"
+    model: str | Path | None = None
+    cameras: str = "sidd"
+    patch: int = 256
+    format: str = "zarr"
+    shard_size: int = 256
+    workers: int = 2
+    scheduler: str | None = None
+    seed: int = 0
+    device: str = "cpu"
+    clean_dtype: str = "float16"
+    overwrite: bool = False
+    uncertainty: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (paths as strings)."""
+        data = asdict(self)
+        data["out"] = str(self.out)
+        data["model"] = None if self.model is None else str(self.model)
+        return data
+
+    def identity(self) -> dict[str, Any]:
+        """The :data:`IDENTITY_FIELDS` as a JSON-able dict."""
+        data = self.to_dict()
+        return {name: data[name] for name in IDENTITY_FIELDS}
+
+
+def _int(value: Any, option: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise RawSynthError(f"{option}: expected an integer >= {minimum}, got {value!r}")
+
+
+def check_config(config: GenerateConfig) -> None:
+    """Validate a configuration without touching the disk or the sources.
+
+    Raises:
+        RawSynthError: Naming the option and the problem, e.g. ``"--patch: expected an even
+            number of pixels >= 2, got 33"``.
+    """
+    from raw_synth.engine import list_engines
+
+    if not isinstance(config, GenerateConfig):
+        raise RawSynthError(f"config: expected a GenerateConfig, got {type(config).__name__}")
+    _int(config.n, "--n", 1)
+    _int(config.shard_size, "--shard-size", 1)
+    _int(config.workers, "--workers", 1)
+    _int(config.seed, "--seed", 0)
+    if isinstance(config.patch, bool) or not isinstance(config.patch, (int, np.integer)) or config.patch < 2 \
+            or config.patch % 2:
+        raise RawSynthError(f"--patch: expected an even number of pixels >= 2, got {config.patch!r}")
+    if not str(config.out).strip():
+        raise RawSynthError("--out: expected a folder path, got an empty string")
+    if config.engine not in list_engines():
+        raise RawSynthError(f"--engine: unknown engine {config.engine!r}: expected one of {', '.join(list_engines())}")
+    if config.engine == "ssdnet":
+        if config.model is None:
+            raise RawSynthError("--model: engine 'ssdnet' needs a checkpoint (--model CKPT.safetensors)")
+        if not Path(config.model).is_file():
+            raise RawSynthError(f"--model: {config.model}: checkpoint file not found")
+    elif config.model is not None:
+        raise RawSynthError(f"--model: only used with --engine ssdnet, not with {config.engine!r}")
+    if config.uncertainty and config.engine != "ssdnet":
+        raise RawSynthError(f"--uncertainty: needs --engine ssdnet (its variance head), not {config.engine!r}")
+    if config.format not in FORMATS:
+        raise RawSynthError(f"--format: expected one of {', '.join(FORMATS)}, got {config.format!r}")
+    if config.clean_dtype not in ("float16", "float32"):
+        raise RawSynthError(f"--clean-dtype: expected float16 or float32, got {config.clean_dtype!r}")
+    if config.scheduler is not None and (not isinstance(config.scheduler, str) or not config.scheduler.strip()):
+        raise RawSynthError(f"--scheduler: expected an address such as tcp://host:8786, got {config.scheduler!r}")
+    if not isinstance(config.device, str) or not config.device.strip():
+        raise RawSynthError(f"--device: expected a torch device such as cpu or cuda, got {config.device!r}")
+    if not isinstance(config.cameras, str) or not config.cameras.strip():
+        raise RawSynthError(f"--cameras: expected a comma list of profiles, got {config.cameras!r}")
+    if not isinstance(config.src, str) or not config.src.strip():
+        raise RawSynthError(f"--src: expected a folder, glob, list file, 'samples' or 'deadleaves', got {config.src!r}")
+
+
+def resolve_cameras(spec: str) -> list[CameraProfile]:
+    """Camera profiles of a ``--cameras`` list, in the order given, without duplicates.
+
+    Args:
+        spec: Comma list of ``sidd``, ``eld``, bundled profile names and YAML paths.
+
+    Returns:
+        The profiles; every one has a usable noise section.
+
+    Raises:
+        RawSynthError: Unknown names, unreadable files, profiles without noise, an empty list.
+    """
+    from raw_synth.noise.profiles import sample_camera_noise
+
+    words = [w.strip() for w in str(spec).split(",") if w.strip()]
+    if not words:
+        raise RawSynthError(f"--cameras: expected a comma list of profiles, got {spec!r}")
+    profiles: list[CameraProfile] = []
+    bundled = None
+    for word in words:
+        if word in CAMERA_GROUPS:
+            bundled = bundled if bundled is not None else list_profiles()
+            group = [p for p in bundled if p.name.startswith(CAMERA_GROUPS[word])]
+            if not group:
+                raise RawSynthError(f"--cameras: group {word!r} has no bundled profiles")
+            profiles.extend(group)
+        else:
+            try:
+                profiles.append(get_profile(word))
+            except RawSynthError as error:
+                raise RawSynthError(f"--cameras: {error}") from None
+    unique: dict[str, CameraProfile] = {}
+    for profile in profiles:
+        other = unique.get(profile.name)
+        if other is not None and other != profile:
+            raise RawSynthError(f"--cameras: two different profiles are named {profile.name!r}")
+        unique.setdefault(profile.name, profile)
+    for profile in unique.values():
+        if profile.noise is None:
+            raise RawSynthError(f"--cameras: {profile.source or profile.name}: profile {profile.name!r} has no noise section")
+        sample_camera_noise(profile, np.random.default_rng(0))  # raises on an unusable noise section
+    return list(unique.values())
+
+
+def profile_digest(profile: CameraProfile) -> str:
+    """sha256 of a profile's content (its YAML form), to notice a changed profile file on resume."""
+    return hashlib.sha256(profile.to_yaml().encode("utf-8")).hexdigest()

@@ -1,0 +1,346 @@
+"""``raw-synth generate``: plan the shards, run them as a Dask graph, keep the manifest, resume.
+
+:func:`generate` is the whole command as a library call:
+
+1. check the configuration, resolve the cameras and the input sources (file headers are read
+   once, here on the client; unusable inputs are skipped with their reason);
+2. create the store's manifest, or compare it with an existing one: the same configuration
+   resumes (shards complete in the manifest *and* present on disk are kept, temporary entries of
+   interrupted writes are removed), a different one is refused unless ``overwrite`` is set, which
+   clears the store first;
+3. run one task per missing shard: on a :class:`distributed.LocalCluster` of ``workers``
+   processes with one thread each, on an existing cluster when ``scheduler`` is given, or in this
+   process when ``workers == 1`` (same arrays, no cluster start-up);
+4. record every finished shard in the manifest (atomic save) as it completes, so killing the run
+   at any moment loses at most the shards in flight.
+
+Example:
+    >>> summary = generate(GenerateConfig(n=8, out="/tmp/pairs", patch=64, shard_size=4, workers=1),
+    ...                    progress=False)  # doctest: +SKIP
+    >>> summary.n_samples, summary.n_written
+    (8, 8)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from pipelines.config import GenerateConfig, check_config, profile_digest, resolve_cameras
+from pipelines.plan import ShardPlan, plan_shards
+from pipelines.worker import ShardJob, make_shard
+from raw_synth.errors import RawSynthError
+from raw_synth.sources import Sources, resolve_sources
+
+__all__ = ["GenerateConfig", "GenerateSummary", "generate", "prepare_store", "manifest_config", "RUN_ONLY_FIELDS"]
+
+logger = logging.getLogger(__name__)
+
+#: Configuration fields that do not change what is generated; not compared on resume.
+RUN_ONLY_FIELDS: tuple[str, ...] = ("out", "workers", "scheduler", "device", "overwrite")
+
+
+@dataclass(frozen=True)
+class GenerateSummary:
+    """What a :func:`generate` run did.
+
+    Attributes:
+        out: The store folder (absolute).
+        n_samples: Samples the store holds now (the configured ``n``).
+        n_written: Samples written by this run.
+        n_resumed: Samples already complete before this run (kept).
+        shards_written: Shards written by this run.
+        shards_resumed: Shards kept from an earlier run.
+        seconds: Wall time of the whole call (including source scan and cluster start-up).
+        compute_seconds: Wall time from the first shard submitted (cluster up) to the last finished.
+        pairs_per_second: ``n_written / seconds``.
+        skipped: Inputs skipped (scan and workers), ``[{source, reason}]``.
+        peak_rss: Peak resident memory in bytes per worker process id.
+        scheduler: ``"in-process"``, ``"local"`` or the scheduler address.
+    """
+
+    out: str
+    n_samples: int
+    n_written: int
+    n_resumed: int
+    shards_written: int
+    shards_resumed: int
+    seconds: float
+    compute_seconds: float
+    pairs_per_second: float
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    peak_rss: dict[int, int] = field(default_factory=dict)
+    scheduler: str = "in-process"
+
+
+# ------------------------------------------------------------------------------------ manifest
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def manifest_config(config: GenerateConfig, sources: Sources, cameras: list, model_sha256: str | None) -> dict[str, Any]:
+    """The configuration dict the manifest stores: the options plus what they resolved to.
+
+    The extra keys (``camera_profiles``: name -> content sha256, ``sources``: kind, item count
+    and fingerprint, ``model_sha256``) make a resume refuse a changed profile file, a changed
+    photo collection or a different checkpoint behind the same path.
+    """
+    data = config.to_dict()
+    data["camera_profiles"] = {p.name: profile_digest(p) for p in cameras}
+    data["sources"] = {"kind": sources.kind, "n_items": sources.n_items, "fingerprint": sources.fingerprint()}
+    data["model_sha256"] = model_sha256
+    return data
+
+
+def _is_store_entry(path: Path) -> bool:
+    from raw_synth.store.manifest import MANIFEST_NAME
+    from raw_synth.store.writer import PARTIAL_PREFIX
+
+    name = path.name
+    return (name == MANIFEST_NAME or name.startswith(PARTIAL_PREFIX)
+            or (name.startswith("shard-") and name.endswith((".zarr", ".h5"))))
+
+
+def _clear_store(out: Path) -> None:
+    """Remove the manifest, the shards and temporary entries of a store (nothing else)."""
+    for entry in sorted(out.iterdir()):
+        if not _is_store_entry(entry):
+            logger.warning("%s: not a store entry, left in place", entry)
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    logger.info("%s: cleared (--overwrite)", out)
+
+
+def prepare_store(config: GenerateConfig, out: Path, wanted: dict[str, Any], engine: dict[str, Any],
+                  skipped: list[dict[str, str]]):
+    """Create, resume or refuse the store in ``out``; return ``(manifest, done shard names)``.
+
+    Raises:
+        RawSynthError: ``out`` is a file; the store holds a different configuration (or is not a
+            raw-synth store) and ``overwrite`` is not set.
+    """
+    from raw_synth.store.manifest import MANIFEST_NAME, Manifest
+    from raw_synth.store.writer import PARTIAL_PREFIX, cleanup_partial
+
+    if out.exists() and not out.is_dir():
+        raise RawSynthError(f"--out {out}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = None
+    if (out / MANIFEST_NAME).exists():
+        try:
+            manifest = Manifest.load(out)
+        except RawSynthError as error:
+            if not config.overwrite:
+                raise RawSynthError(f"{error}; use --overwrite to replace it") from None
+        if manifest is not None and not config.overwrite:
+            manifest.check_compatible(wanted, where=out, ignore=RUN_ONLY_FIELDS)
+        if config.overwrite:
+            _clear_store(out)
+            manifest = None
+    else:
+        entries = [p for p in out.iterdir() if not p.name.startswith(PARTIAL_PREFIX)]
+        if entries:
+            if not config.overwrite:
+                raise RawSynthError(
+                    f"{out}: folder is not empty and holds no {MANIFEST_NAME} (not a raw-synth store); "
+                    f"use --overwrite to replace it, or choose another --out"
+                )
+            _clear_store(out)
+    cleanup_partial(out)
+
+    if manifest is None:
+        manifest = Manifest(config=wanted, n_samples=int(config.n), shard_size=int(config.shard_size),
+                            format=config.format, engine=engine, skipped=list(skipped))
+        manifest.save(out)
+        return manifest, set()
+
+    known = {(s.get("source"), s.get("reason")) for s in manifest.skipped}
+    for entry in skipped:
+        if (entry["source"], entry["reason"]) not in known:
+            manifest.add_skipped(entry["source"], entry["reason"])
+    done = set()
+    for name, entry in list(manifest.shards.items()):
+        if entry.get("state") == "complete" and (out / name).exists():
+            done.add(name)
+        else:
+            logger.warning("%s: shard %s listed but missing or incomplete; it will be written again", out, name)
+            del manifest.shards[name]
+    manifest.save(out)
+    return manifest, done
+
+
+# ------------------------------------------------------------------------------------ running
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_in_process(shards: list[ShardPlan], job: ShardJob, on_done: Callable[[dict[str, Any]], None]) -> float:
+    """Run the shards one after the other in this process; return the time the first started."""
+    started = time.perf_counter()
+    with _torch_threads(1):
+        for shard in shards:
+            on_done(make_shard(shard.index, shard.start, shard.stop, job))
+    return started
+
+
+def _client(config: GenerateConfig):
+    """``(client, cluster)``: a client of the given scheduler or of a new local cluster."""
+    from distributed import Client
+
+    from pipelines.cluster import connect, start_local_cluster
+
+    if config.scheduler is not None:
+        return connect(config.scheduler), None
+    cluster = start_local_cluster(int(config.workers))
+    try:
+        return Client(cluster), cluster
+    except BaseException:
+        cluster.close()
+        raise
+
+
+def _run_dask(shards: list[ShardPlan], job: ShardJob, config: GenerateConfig,
+              on_done: Callable[[dict[str, Any]], None]) -> float:
+    """Run the shards as Dask tasks; return the time the first was submitted (cluster up)."""
+    from distributed import as_completed
+
+    client, cluster = _client(config)
+    try:
+        started = time.perf_counter()
+        shared = client.scatter(job, broadcast=True, hash=False)
+        token = uuid.uuid4().hex[:8]
+        futures = [
+            client.submit(make_shard, s.index, s.start, s.stop, shared, key=f"raw-synth-shard-{s.index:06d}-{token}",
+                          pure=False, priority=-s.index)
+            for s in shards
+        ]
+        try:
+            for future in as_completed(futures):
+                on_done(future.result())
+        except BaseException:
+            client.cancel(futures)
+            raise
+        return started
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def generate(config: GenerateConfig, progress: bool = True) -> GenerateSummary:
+    """Write ``config.n`` noisy/clean pairs into the store ``config.out`` (or finish an interrupted run).
+
+    Args:
+        config: The run configuration (see :class:`GenerateConfig`).
+        progress: Show a progress bar on stderr (only when stderr is a terminal).
+
+    Returns:
+        A :class:`GenerateSummary`.
+
+    Raises:
+        RawSynthError: Invalid options, unknown cameras, no usable input image, a store holding a
+            different configuration without ``overwrite``, an unreachable scheduler, or a sample
+            that cannot be made. Shards finished before the error stay recorded.
+    """
+    from tqdm import tqdm
+
+    from raw_synth.store.records import ShardInfo
+    from raw_synth.store.writer import shard_name
+
+    began = time.perf_counter()
+    check_config(config)
+    out = Path(config.out).expanduser().resolve()
+    config = GenerateConfig(**{**config.__dict__, "out": str(out),
+                               "model": None if config.model is None else str(Path(config.model).resolve())})
+    cameras = resolve_cameras(config.cameras)
+    sources = resolve_sources(config.src, int(config.patch))
+    model_sha = _file_sha256(Path(config.model)) if config.model is not None else None
+    wanted = manifest_config(config, sources, cameras, model_sha)
+    engine = {"name": config.engine, "checkpoint_sha256": model_sha}
+    manifest, done = prepare_store(config, out, wanted, engine, [s.to_dict() for s in sources.skipped])
+
+    plan = plan_shards(int(config.n), int(config.shard_size))
+    missing = [s for s in plan if shard_name(s.index, config.format) not in done]
+    n_resumed = sum(s.count for s in plan if shard_name(s.index, config.format) in done)
+    if done:
+        logger.info("%s: resuming, %d of %d shards already complete", out, len(done), len(plan))
+    job = ShardJob(config=config, sources=sources, cameras=tuple(cameras), out=str(out))
+    peak: dict[int, int] = {}
+    written = {"samples": 0, "shards": 0}
+    known = {(s["source"], s["reason"]) for s in manifest.skipped}
+
+    bar = tqdm(total=int(config.n), initial=n_resumed, unit="pair", desc="generate", file=sys.stderr,
+               disable=None if progress else True, dynamic_ncols=True)
+
+    def on_done(summary: dict[str, Any]) -> None:
+        info = ShardInfo(**{k: summary[k] for k in ("name", "start", "stop", "count", "checksum", "nbytes")})
+        manifest.record_shard(info)
+        for entry in summary.get("failed", []):
+            if (entry["source"], entry["reason"]) not in known:
+                known.add((entry["source"], entry["reason"]))
+                manifest.add_skipped(entry["source"], entry["reason"])
+                logger.warning("skipped %s: %s", entry["source"], entry["reason"])
+        manifest.save(out)
+        peak[int(summary.get("pid", 0))] = max(peak.get(int(summary.get("pid", 0)), 0), int(summary.get("peak_rss", 0)))
+        written["samples"] += int(info.count)
+        written["shards"] += 1
+        bar.update(int(info.count))
+
+    compute_began = time.perf_counter()
+    try:
+        if not missing:
+            mode = "in-process"
+        elif config.scheduler is None and int(config.workers) == 1:
+            mode = "in-process"
+            compute_began = _run_in_process(missing, job, on_done)
+        else:
+            mode = config.scheduler or "local"
+            compute_began = _run_dask(missing, job, config, on_done)
+    finally:
+        bar.close()
+    compute_seconds = time.perf_counter() - compute_began
+    seconds = time.perf_counter() - began
+    summary = GenerateSummary(
+        out=str(out),
+        n_samples=int(config.n),
+        n_written=written["samples"],
+        n_resumed=n_resumed,
+        shards_written=written["shards"],
+        shards_resumed=len(plan) - len(missing),
+        seconds=seconds,
+        compute_seconds=compute_seconds,
+        pairs_per_second=written["samples"] / seconds if seconds > 0 else 0.0,
+        skipped=list(manifest.skipped),
+        peak_rss=peak,
+        scheduler=mode,
+    )
+    logger.info("%s: %d pairs written, %d resumed, %.1f pairs/s, %.1f s", out, summary.n_written,
+                summary.n_resumed, summary.pairs_per_second, summary.seconds)
+    return summary

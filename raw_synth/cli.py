@@ -166,6 +166,89 @@ def convert(images: tuple[str, ...], out_dir: Path, engine_name: str, camera: st
         click.echo(str(written))
 
 
+# ------------------------------------------------------------------------------------- calibrate
+
+
+def _shape(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise RawSynthError(f"--shape: expected HxW such as 1080x1920, got {text!r}") from None
+    return height, width
+
+
+@main.command()
+@click.option("--noisy", multiple=True, help="Noisy RAW file(s): with --clean a pair fit, alone a blind estimate.")
+@click.option("--clean", multiple=True, help="Clean RAW file(s) matching --noisy one to one.")
+@click.option("--flat", multiple=True, help="Flat-field frames (pairs at each level) for photon transfer.")
+@click.option("--dark", multiple=True, help="Dark (bias) frames for read, row noise and Tukey lambda.")
+@click.option("--dng", multiple=True, help="DNG file(s) whose NoiseProfile tag gives the noise level.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the camera profile YAML here (usable with generate --cameras).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"shot": [4], "read": [4], ...} (normalised, RGGB order).')
+@click.option("--name", default=None, help="Profile name [default: the output file stem].")
+@click.option("--camera", default=None, help="Copy CFA, levels and colour matrix from this profile.")
+@click.option("--iso", type=float, default=None, help="ISO of every input (default: each file's metadata).")
+@click.option("--cfa", default=None, help="Bayer pattern of bare mosaics (.npy, PNG, TIFF, headerless).")
+@click.option("--black", "black_level", type=float, default=None, help="Black level of bare mosaics (DN).")
+@click.option("--white", "white_level", type=float, default=None, help="White level of bare mosaics (DN).")
+@click.option("--shape", default=None, help="HxW of headerless mosaics.")
+@_friendly_errors
+def calibrate(noisy: tuple[str, ...], clean: tuple[str, ...], flat: tuple[str, ...], dark: tuple[str, ...],
+              dng: tuple[str, ...], out_path: Path | None, as_json: bool, name: str | None, camera: str | None,
+              iso: float | None, cfa: str | None, black_level: float | None, white_level: float | None,
+              shape: str | None) -> None:
+    """Measure a camera's noise and write it as a camera profile.
+
+    \b
+    From noisy/clean pairs:   --noisy N.dng --clean C.dng
+    From flat and dark frames: --flat F1 --flat F2 ... --dark D1 ...
+    From one noisy RAW:        --noisy N.dng            (blind estimate)
+    From a DNG NoiseProfile:   --dng IMG.dng
+    Several ISOs in give a profile with the ISO relation out.
+    """
+    from raw_synth.calibrate import calibrate_files
+    from raw_synth.camera import get_profile
+
+    if dng:
+        if noisy or clean or flat or dark:
+            raise RawSynthError("--dng cannot be combined with --noisy, --clean, --flat or --dark")
+        method, paths, extra = "dng", dng, {}
+    elif flat or dark:
+        if not (flat and dark):
+            raise RawSynthError("photon transfer needs both --flat and --dark frames")
+        if noisy or clean:
+            raise RawSynthError("--flat/--dark cannot be combined with --noisy/--clean")
+        method, paths, extra = "flat-dark", flat, {"darks": list(dark)}
+    elif noisy and clean:
+        method, paths, extra = "pairs", noisy, {"clean": list(clean)}
+    elif noisy:
+        method, paths, extra = "blind", noisy, {}
+    elif clean:
+        raise RawSynthError("--clean needs matching --noisy files")
+    else:
+        raise RawSynthError("nothing to calibrate: give --noisy [--clean], --flat and --dark, or --dng")
+    if out_path is None and not as_json:
+        raise RawSynthError("give --out PROFILE.yaml and/or --json")
+
+    result = calibrate_files(method, list(paths), iso=iso, cfa=cfa, black_level=black_level,
+                             white_level=white_level, shape=_shape(shape), **extra)
+    if out_path is not None:
+        base = get_profile(camera) if camera else None
+        profile = result.to_profile(name or out_path.stem, base=base)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(profile.to_yaml(), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(result.summary(), indent=2))
+    elif out_path is not None:
+        summary = result.summary()
+        shots = ", ".join(f"{v:.3g}" for v in summary["shot"])
+        reads = ", ".join(f"{v:.3g}" for v in summary["read"])
+        click.echo(f"{out_path}: {method} fit at ISO {summary.get('iso')}: shot [{shots}], read [{reads}]")
+
+
 # ------------------------------------------------------------------------------------ noise-eval
 
 

@@ -389,3 +389,42 @@ def verify(store: Path) -> None:
         click.echo(f"{store}: FAILED ({len(report.problems)} problem(s) in {report.n_shards} shards)")
         sys.exit(1)
     click.echo(f"{store}: OK ({report.n_checked} samples in {report.n_shards} shards verified)")
+
+
+# ------------------------------------------------------------------------------------- eval-sidd
+
+
+@main.command("eval-sidd")
+@click.option("--sidd-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder with ValidationNoisyBlocksRaw.mat + ValidationGtBlocksRaw.mat, or BenchmarkNoisyBlocksRaw.mat.")
+@click.option("--model", "models", multiple=True, default=("identity",), show_default=True,
+              help="Denoiser checkpoint (.safetensors), 'identity' or 'anscombe-nlm'; repeat for several rows.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Report folder: report.md, report.json, plots/, submissions/ (benchmark).")
+@click.option("--split", type=click.Choice(["validation", "benchmark"]), default="validation", show_default=True)
+@click.option("--metadata-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Per-image *_METADATA_RAW_*.MAT files (scene folders, e.g. SIDD_Benchmark_Data), "
+                   "matched to the images in sorted scene-folder order.")
+@click.option("--max-images", type=click.IntRange(min=1), default=None, help="Only the first N images.")
+@click.option("--cfa", default=None,
+              help="Without metadata: Bayer pattern of every image (e.g. GRBG), or a comma list with one pattern "
+                   "or SIDD phone code (S6, GP, IP, N6, G4) per image. Default: RGGB (an assumption).")
+@click.option("--noise", type=click.Choice(["auto", "metadata", "blind"]), default="auto", show_default=True,
+              help="Noise level for conditioned models: metadata NoiseProfile, else blind estimate.")
+@click.option("--baselines/--no-baselines", default=True, show_default=True,
+              help="Also score identity and anscombe-nlm (validation split).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
+@_friendly_errors
+def eval_sidd(sidd_dir: Path, models: tuple[str, ...], out_dir: Path, split: str, metadata_dir: Path | None,
+              max_images: int | None, cfa: str | None, noise: str, baselines: bool, device: str,
+              batch_size: int, no_plots: bool) -> None:
+    """Denoise the SIDD validation or benchmark RAW blocks, score them and write a report."""
+    from denoise.evaluate import run_eval_sidd
+    from denoise.report import format_summary
+
+    evaluation = run_eval_sidd(sidd_dir, list(models), out_dir, split=split, metadata_dir=metadata_dir,
+                               max_images=max_images, cfa=cfa, noise=noise, baselines=baselines, device=device,
+                               batch_size=batch_size, plots=not no_plots, progress=True)
+    click.echo(format_summary(evaluation, out_dir))

@@ -10,11 +10,19 @@ For each N and worker count it measures
 * **overhead** = ``1 - generate_compute / engine_alone`` (what sharding, writing, checksums and
   scheduling cost);
 * **peak RSS per worker** (``getrusage`` in the worker processes; for the in-process run this is
-  the whole client process).
+  the whole client process);
+* the 1-minute **load average** (``/proc/loadavg``) before and after each row, since other jobs
+  sharing the cores slow every figure down.
 
 Prints a Markdown table. Example (the figures in RESULTS.md)::
 
     python benchmarks/pipeline_throughput.py --n 1000,10000 --workers 1,2 --patch 256
+
+``--stages`` instead times the stages of one sample in this process (CPU milliseconds per sample,
+median over ``--repeats`` passes over ``--stage-samples`` samples): source patch, engine, noise
+and DN conversion, the shard write, and the whole sample (:func:`pipelines.worker.make_sample`)::
+
+    python benchmarks/pipeline_throughput.py --stages --patch 256
 
 Quick check::
 
@@ -86,6 +94,75 @@ def _mib(value: float) -> str:
     return f"{value / 2**20:.0f}"
 
 
+def _load() -> str:
+    """1-minute load average, or ``?`` where ``/proc/loadavg`` does not exist."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
+def stages(args: argparse.Namespace) -> list[tuple[str, float, float]]:
+    """CPU ms per sample of each stage, in this process: ``[(stage, median, min)]``."""
+    import statistics
+
+    import numpy as np
+
+    from pipelines.worker import get_engine, make_sample
+    from raw_synth.noise import apply_noise, to_dn
+    from raw_synth.noise.profiles import sample_camera_noise
+    from raw_synth.seeding import sample_rng
+    from raw_synth.store.writer import write_shard
+
+    n = args.stage_samples
+    scratch = Path(tempfile.mkdtemp(prefix="raw-synth-stages-"))
+    try:
+        config, job = _job(args, n, scratch / "store")
+        engine = get_engine(config)  # also tunes the allocator, as in a worker
+        indices = list(range(n))
+        patches = [job.sources.load_patch(i, config.seed, config.patch, sample_rng(config.seed, i)) for i in indices]
+        results = [engine.convert(p.rgb, sample_rng(config.seed, i)) for i, p in zip(indices, patches)]
+        records = [make_sample(job, i, engine)[0] for i in indices]
+        camera = job.cameras[0]
+
+        def source() -> None:
+            for i in indices:
+                job.sources.load_patch(i, config.seed, config.patch, sample_rng(config.seed, i))
+
+        def convert() -> None:
+            for i, p in zip(indices, patches):
+                engine.convert(p.rgb, sample_rng(config.seed, i))
+
+        def noise() -> None:
+            rng = np.random.default_rng(0)
+            for result in results:
+                draw = sample_camera_noise(camera, rng)
+                noisy, _, _ = apply_noise(np.clip(result.packed, 0.0, 1.0), draw.params, rng)
+                to_dn(noisy, camera.black_level, camera.white_level)
+
+        def write() -> None:
+            out = scratch / "shards"
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            write_shard(out, 0, records, fmt=args.format, clean_dtype=config.clean_dtype)
+
+        def whole() -> None:
+            for i in indices:
+                make_sample(job, i, engine)
+
+        steps = [("source patch", source), (f"engine {args.engine}", convert), ("noise + DN", noise),
+                 (f"shard write ({args.format})", write), ("make_sample (source + engine + noise)", whole)]
+        times: dict[str, list[float]] = {name: [] for name, _ in steps}
+        for _ in range(args.repeats):
+            for name, fn in steps:
+                began = time.process_time()
+                fn()
+                times[name].append((time.process_time() - began) / n * 1e3)
+        return [(name, statistics.median(v), min(v)) for name, v in times.items()]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -101,7 +178,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", default="zarr", choices=("zarr", "hdf5"))
     parser.add_argument("--skip-engine-alone", action="store_true", help="only time generate")
     parser.add_argument("--out", default=None, help="scratch folder for the stores (default: a temp folder)")
+    parser.add_argument("--stages", action="store_true", help="time the stages of one sample instead")
+    parser.add_argument("--stage-samples", type=int, default=64, help="samples per --stages pass (default 64)")
+    parser.add_argument("--repeats", type=int, default=5, help="--stages passes (default 5)")
     args = parser.parse_args(argv)
+
+    if args.stages:
+        load_before = _load()
+        rows = stages(args)
+        print(f"\nraw-synth generate stages: engine {args.engine}, src {args.src}, cameras {args.cameras}, "
+              f"patch {args.patch}; {args.stage_samples} samples x {args.repeats} passes, one process; "
+              f"load average {load_before} -> {_load()}\n")
+        print("| stage | CPU ms / sample (median) | min |")
+        print("|---|---:|---:|")
+        for name, median, low in rows:
+            print(f"| {name} | {median:.2f} | {low:.2f} |")
+        return 0
 
     from pipelines.run import generate
 
@@ -114,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             for workers in worker_counts:
                 out = scratch / f"n{n}-w{workers}"
                 shutil.rmtree(out, ignore_errors=True)
+                load_before = _load()
                 config, job = _job(args, n, out)
                 summary = generate(replace(config, workers=workers), progress=False)
                 gen_total = summary.n_written / summary.seconds
@@ -127,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                     n=n, workers=workers, mode=summary.scheduler, gen_total=gen_total, gen_compute=gen_compute,
                     alone=alone, overhead=1.0 - gen_compute / alone if alone == alone else float("nan"),
                     rss=max(summary.peak_rss.values()) if summary.peak_rss else 0, alone_rss=alone_rss,
-                    seconds=summary.seconds, store_mib=nbytes / 2**20,
+                    seconds=summary.seconds, store_mib=nbytes / 2**20, load=f"{load_before} -> {_load()}",
                 ))
                 shutil.rmtree(out, ignore_errors=True)
     finally:
@@ -138,12 +231,12 @@ def main(argv: list[str] | None = None) -> int:
           f"patch {args.patch}, shard size {args.shard_size}, format {args.format}; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}\n")
     print("| N | workers | run | generate pairs/s (total) | generate pairs/s (compute) | engine alone pairs/s "
-          "| overhead | peak RSS / worker (MiB) | engine-alone RSS (MiB) | wall (s) | store (MiB) |")
-    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| overhead | peak RSS / worker (MiB) | engine-alone RSS (MiB) | wall (s) | store (MiB) | load |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         print(f"| {r['n']} | {r['workers']} | {r['mode']} | {r['gen_total']:.1f} | {r['gen_compute']:.1f} "
               f"| {r['alone']:.1f} | {r['overhead'] * 100:.1f}% | {_mib(r['rss'])} | {_mib(r['alone_rss'])} "
-              f"| {r['seconds']:.1f} | {r['store_mib']:.1f} |")
+              f"| {r['seconds']:.1f} | {r['store_mib']:.1f} | {r['load']} |")
     return 0
 
 

@@ -4,7 +4,9 @@ Two engines share the :class:`InverseISP` interface:
 
 * ``upi`` - model-based Unprocessing (Brooks et al. 2019, :mod:`raw_synth.isp.unprocess`): a
   random camera colour matrix and white balance per image, inverse tone curve and gamma.
-* ``ssdnet`` - the learned inverse ISP (SSDNet); available once a checkpoint is given.
+* ``ssdnet`` - the learned inverse ISP (SSDNet, :class:`SSDNetEngine`): a trained checkpoint
+  (``.safetensors``, kind ``"ssdnet-isp"``) run by :mod:`raw_synth.inference`; the camera's
+  white balance and colour matrix come from the checkpoint.
 
 An engine takes sRGB ``(H, W, 3)`` float32 in ``[0, 1]`` with even ``H`` and ``W`` and returns an
 :class:`EngineResult`: the packed RAW ``(4, H/2, W/2)`` in RGGB order, normalised to ``[0, 1]``,
@@ -20,14 +22,30 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from raw_synth.errors import RawSynthError
 
-__all__ = ["EngineResult", "InverseISP", "UPIEngine", "create_engine", "list_engines", "check_rgb"]
+if TYPE_CHECKING:  # pragma: no cover
+    from raw_synth.inference import InferenceOptions
+
+__all__ = [
+    "EngineResult",
+    "InverseISP",
+    "UPIEngine",
+    "SSDNetEngine",
+    "bundled_checkpoint",
+    "create_engine",
+    "list_engines",
+    "check_rgb",
+]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,12 +58,15 @@ class EngineResult:
             camera's as-shot neutral is their reciprocal.
         xyz_to_cam: ``(3, 3)`` XYZ(D65)-to-camera matrix (DNG ColorMatrix1 convention).
         params: Engine-specific parameters, JSON-friendly (e.g. Unprocessing's gains).
+        uncertainty: Optional float32 ``(4, H/2, W/2)`` per-pixel error scale of ``packed``
+            (SSDNet's variance head, when asked for), else ``None``.
     """
 
     packed: np.ndarray
     wb_gains: tuple[float, float, float, float]
     xyz_to_cam: np.ndarray
     params: dict[str, Any] = field(default_factory=dict)
+    uncertainty: np.ndarray | None = None
 
     @property
     def as_shot_neutral(self) -> tuple[float, float, float]:
@@ -109,6 +130,182 @@ class UPIEngine:
                             xyz_to_cam=xyz_to_cam, params=params.to_dict())
 
 
+#: Where an install keeps the bundled SSDNet checkpoint (trained on RAW/sRGB pairs of one camera).
+BUNDLED_CHECKPOINT = Path(__file__).resolve().parent / "data" / "checkpoints" / "ssdnet-tiny-isp.safetensors"
+
+#: Colour facts used when a checkpoint records no camera (Unprocessing's typical camera).
+DEFAULT_WB_GAINS = (2.0, 1.0, 1.0, 1.7)
+
+
+def bundled_checkpoint() -> Path | None:
+    """The SSDNet checkpoint shipped with this install, or ``None`` when there is none."""
+    return BUNDLED_CHECKPOINT if BUNDLED_CHECKPOINT.is_file() else None
+
+
+def _camera_facts(path: Path, extra: dict[str, Any]) -> tuple[tuple[float, float, float, float], np.ndarray, str]:
+    """White-balance gains, XYZ-to-camera matrix and camera name from a checkpoint's ``extra``."""
+    camera = extra.get("camera") if isinstance(extra, dict) else None
+    if camera is None:
+        from raw_synth.camera import get_profile
+
+        logger.warning("%s: checkpoint records no camera (extra['camera']); using white balance %s and the "
+                       "generic colour matrix of the 'unprocessing' profile", path, DEFAULT_WB_GAINS)
+        return DEFAULT_WB_GAINS, get_profile("unprocessing").xyz_to_cam_matrix, "unknown"
+    try:
+        if not isinstance(camera, dict):
+            raise ValueError("not a mapping")
+        gains = np.asarray(camera["wb_gains"], dtype=np.float64)
+        matrix = np.asarray(camera["xyz_to_cam"], dtype=np.float64)
+        name = str(camera.get("name", "unknown"))
+    except (KeyError, TypeError, ValueError) as error:
+        raise RawSynthError(f"{path}: checkpoint camera metadata is damaged ({error})") from None
+    if gains.shape != (4,) or not np.isfinite(gains).all() or (gains <= 0).any():
+        raise RawSynthError(f"{path}: checkpoint camera wb_gains must be 4 positive numbers, got {camera['wb_gains']!r}")
+    if matrix.shape != (3, 3) or not np.isfinite(matrix).all():
+        raise RawSynthError(f"{path}: checkpoint camera xyz_to_cam must be a finite 3x3 matrix")
+    return (float(gains[0]), float(gains[1]), float(gains[2]), float(gains[3])), matrix, name
+
+
+class SSDNetEngine:
+    """The learned inverse ISP: a trained SSDNet checkpoint as an engine.
+
+    The model is loaded once (:func:`raw_synth.checkpoint.load_model`, kind ``"ssdnet-isp"``) and
+    run by :func:`raw_synth.inference.run_inference` (tiles, optional self-ensemble and test-time
+    resampling). The white balance and colour matrix of every result are the checkpoint's camera
+    (``extra["camera"] = {"wb_gains": [4], "xyz_to_cam": [[3x3]], "name": str}``); a checkpoint
+    without one gets gains ``(2.0, 1, 1, 1.7)`` and the ``unprocessing`` profile's matrix, with a
+    warning. On CPU the glibc allocator is tuned once (:func:`raw_synth.inference.tune_cpu_allocator`).
+
+    Every :meth:`convert` draws exactly one integer from its ``rng`` (the seed of the image's
+    test-resampling generator), whatever the options, so the draws that follow do not depend on
+    them.
+
+    Args:
+        checkpoint: ``.safetensors`` checkpoint; ``None`` for the bundled one
+            (:func:`bundled_checkpoint`).
+        options: Inference settings; default :class:`~raw_synth.inference.InferenceOptions`.
+        uncertainty: Also return the variance head's per-pixel error scale
+            (:attr:`EngineResult.uncertainty`).
+
+    Raises:
+        RawSynthError: No bundled checkpoint, a missing or foreign file, a checkpoint of another
+            kind or architecture, damaged camera metadata, an unavailable device, or
+            ``uncertainty``/``test_resample`` with a model that has no variance head.
+    """
+
+    name = "ssdnet"
+
+    def __init__(self, checkpoint: str | Path | None = None, options: "InferenceOptions | None" = None,
+                 *, uncertainty: bool = False) -> None:
+        from raw_synth.checkpoint import load_model
+        from raw_synth.inference import InferenceOptions, prepare_model
+
+        if checkpoint is None:
+            checkpoint = bundled_checkpoint()
+            if checkpoint is None:
+                raise RawSynthError("no bundled SSDNet checkpoint in this install: pass --model CKPT or use --engine upi")
+        if not isinstance(checkpoint, (str, Path)):
+            raise RawSynthError(f"checkpoint: expected a file path, got {type(checkpoint).__name__}")
+        if options is None:
+            options = InferenceOptions()
+        if not isinstance(options, InferenceOptions):
+            raise RawSynthError(f"options: expected InferenceOptions, got {type(options).__name__}")
+        if not isinstance(uncertainty, bool):
+            raise RawSynthError(f"uncertainty must be a boolean, got {uncertainty!r}")
+        self.checkpoint = Path(checkpoint)
+        self.options = options
+        self.uncertainty = uncertainty
+        model, metadata = load_model(self.checkpoint, kind="ssdnet-isp", device="cpu")
+        needs_sigma = uncertainty or options.test_resample > 0
+        if needs_sigma and getattr(model, "sigma_head", None) is None:
+            what = "uncertainty" if uncertainty else "test_resample"
+            raise RawSynthError(f"{self.checkpoint}: {what} needs a variance head, which this model has none of")
+        self.metadata = metadata
+        self.wb_gains, self.xyz_to_cam, self.camera_name = _camera_facts(self.checkpoint, metadata["extra"])
+        self.model, self.device = prepare_model(model, options)
+        self._sha256: str | None = None
+
+    @property
+    def checkpoint_sha256(self) -> str:
+        """Hex sha256 of the checkpoint file (recorded in a store's manifest)."""
+        if self._sha256 is None:
+            from raw_synth.checkpoint import file_sha256
+
+            self._sha256 = file_sha256(self.checkpoint)
+        return self._sha256
+
+    def _result(self, packed: np.ndarray, sigma: np.ndarray | None, seed: int) -> EngineResult:
+        params = {"camera": self.camera_name, "test_resample": self.options.test_resample,
+                  "self_ensemble": self.options.self_ensemble, "resample_seed": seed}
+        return EngineResult(packed=packed, wb_gains=self.wb_gains, xyz_to_cam=self.xyz_to_cam.copy(),
+                            params=params, uncertainty=sigma)
+
+    def _run(self, images: list[np.ndarray], seeds: list[int]) -> list[EngineResult]:
+        import torch
+
+        from raw_synth.inference import run_inference
+
+        rgb = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(self.device)
+        generators = None
+        if self.options.test_resample:
+            generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]
+        out = run_inference(self.model, rgb, self.options, generators, with_sigma=self.uncertainty)
+        mu = out["mu"].cpu().numpy()
+        sigma = out["sigma"].cpu().numpy() if self.uncertainty else None
+        return [self._result(np.ascontiguousarray(mu[i], dtype=np.float32),
+                             None if sigma is None else np.ascontiguousarray(sigma[i], dtype=np.float32), seeds[i])
+                for i in range(len(images))]
+
+    def convert(self, rgb: np.ndarray, rng: np.random.Generator) -> EngineResult:
+        """Turn one sRGB image into a clean RAW with the SSDNet.
+
+        Args:
+            rgb: float ``(H, W, 3)`` in ``[0, 1]``, even ``H`` and ``W`` (not modified).
+            rng: Source of the test-resampling seed (one integer is drawn).
+
+        Returns:
+            ``packed`` float32 ``(4, H/2, W/2)`` in [0, 1] (RGGB order), the checkpoint camera's
+            gains and matrix, ``params`` (camera, test_resample, self_ensemble, resample_seed)
+            and, when asked for, ``uncertainty`` of the same shape as ``packed``.
+
+        Raises:
+            RawSynthError: On a bad image (see :func:`check_rgb`).
+        """
+        return self.convert_batch([rgb], [rng])[0]
+
+    def convert_batch(self, images: Sequence[np.ndarray], rngs: Sequence[np.random.Generator]) -> list[EngineResult]:
+        """Convert several images; same-sized ones are stacked into batches of ``options.batch_size``.
+
+        Result ``i`` equals ``convert(images[i], rngs[i])`` (up to float rounding of batched
+        kernels): each image draws one integer from its own generator, in order.
+
+        Args:
+            images: sRGB ``(H, W, 3)`` arrays (sizes may differ).
+            rngs: One generator per image.
+
+        Returns:
+            One :class:`EngineResult` per image, in order.
+
+        Raises:
+            RawSynthError: On a bad image (the message gives its position) or mismatched lengths.
+        """
+        if len(images) != len(rngs):
+            raise RawSynthError(f"convert_batch: {len(images)} images but {len(rngs)} generators")
+        checked = [check_rgb(image, f"image {i}" if len(images) > 1 else "image") for i, image in enumerate(images)]
+        seeds = [int(rng.integers(0, 2**63 - 1)) for rng in rngs]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, image in enumerate(checked):
+            groups.setdefault(image.shape, []).append(index)
+        results: list[EngineResult | None] = [None] * len(checked)
+        size = self.options.batch_size
+        for members in groups.values():
+            for first in range(0, len(members), size):
+                chunk = members[first : first + size]
+                for index, result in zip(chunk, self._run([checked[i] for i in chunk], [seeds[i] for i in chunk])):
+                    results[index] = result
+        return [result for result in results if result is not None]
+
+
 _ENGINES = ("upi", "ssdnet")
 
 
@@ -122,15 +319,29 @@ def create_engine(name: str, **options: Any) -> InverseISP:
 
     Args:
         name: ``"upi"`` or ``"ssdnet"``.
-        **options: Engine options (none for ``upi``).
+        **options: Engine options. ``upi`` takes none. ``ssdnet`` takes ``checkpoint`` (path, or
+            ``None`` for the bundled checkpoint), ``device`` (``"auto"`` by default),
+            ``uncertainty`` (bool) and any other :class:`~raw_synth.inference.InferenceOptions`
+            field (``amp``, ``channels_last``, ``tile``, ``overlap``, ``test_resample``,
+            ``self_ensemble``, ``batch_size``).
 
     Raises:
-        RawSynthError: For an unknown name, unknown options, or an engine that is not available.
+        RawSynthError: For an unknown name, unknown or invalid options, or an engine that is not
+            available (e.g. no checkpoint).
     """
     if name == "upi":
         if options:
             raise RawSynthError(f"engine 'upi' takes no options, got {', '.join(sorted(options))}")
         return UPIEngine()
     if name == "ssdnet":
-        raise RawSynthError("engine 'ssdnet' is not available yet in this version: use --engine upi")
+        from raw_synth.inference import InferenceOptions
+
+        known = {"checkpoint", "uncertainty", *InferenceOptions.field_names()}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise RawSynthError(f"engine 'ssdnet': unknown option(s) {', '.join(unknown)}; known: "
+                                f"{', '.join(sorted(known))}")
+        checkpoint = options.pop("checkpoint", None)
+        uncertainty = options.pop("uncertainty", False)
+        return SSDNetEngine(checkpoint, InferenceOptions(**options), uncertainty=uncertainty)
     raise RawSynthError(f"unknown engine {name!r}: expected one of {', '.join(_ENGINES)}")

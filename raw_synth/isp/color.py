@@ -127,7 +127,10 @@ def gamma_encode(linear: Array, gamma: float = 2.2) -> Array:
     x = _as_float(linear)
     if _is_torch(x):
         return torch.clamp(x, min=_GAMMA_FLOOR) ** (1.0 / gamma)
-    return (np.maximum(x, _GAMMA_FLOOR) ** (1.0 / gamma)).astype(x.dtype)
+    out = np.maximum(x, _GAMMA_FLOOR)
+    if isinstance(out, np.ndarray):  # in place on the new array (a 0-d input gives a scalar)
+        return np.power(out, 1.0 / gamma, out=out)
+    return (out ** (1.0 / gamma)).astype(x.dtype)
 
 
 def gamma_decode(encoded: Array, gamma: float = 2.2) -> Array:
@@ -143,7 +146,28 @@ def gamma_decode(encoded: Array, gamma: float = 2.2) -> Array:
     x = _as_float(encoded)
     if _is_torch(x):
         return torch.clamp(x, min=_GAMMA_FLOOR) ** gamma
-    return (np.maximum(x, _GAMMA_FLOOR) ** gamma).astype(x.dtype)
+    out = np.maximum(x, _GAMMA_FLOOR)
+    if isinstance(out, np.ndarray):  # in place on the new array (a 0-d input gives a scalar)
+        return np.power(out, gamma, out=out)
+    return (out**gamma).astype(x.dtype)
+
+
+def _gamma_decode_inplace(x: np.ndarray, gamma: float = 2.2) -> np.ndarray:
+    """In-place numpy :func:`gamma_decode` of a float64 array: ``exp(gamma * log(max(x, 1e-8)))``.
+
+    The same values as ``max(x, 1e-8) ** gamma`` within a few units in the last place (the
+    logarithm is at most 18.5 in size here), about 15 % faster than ``np.power``.
+
+    Args:
+        x: Writable float64 array; overwritten with the result.
+
+    Returns:
+        ``x`` itself.
+    """
+    np.maximum(x, _GAMMA_FLOOR, out=x)
+    np.log(x, out=x)
+    x *= gamma
+    return np.exp(x, out=x)
 
 
 def smoothstep(x: Array) -> Array:
@@ -175,8 +199,62 @@ def inverse_smoothstep(y: Array) -> Array:
     if _is_torch(y):
         y = torch.clamp(y, 0.0, 1.0)
         return 0.5 - torch.sin(torch.asin(1.0 - 2.0 * y) / 3.0)
-    y = np.clip(y, 0.0, 1.0)
-    return (0.5 - np.sin(np.arcsin(1.0 - 2.0 * y) / 3.0)).astype(y.dtype)
+    work = np.promote_types(y.dtype, np.float32)  # float16 is computed in float32
+    out = _inverse_smoothstep_inplace(np.asarray(np.clip(y, 0.0, 1.0), dtype=work)).astype(y.dtype, copy=False)
+    return out[()] if out.ndim == 0 else out  # a 0-d input gives a scalar, as numpy ufuncs do
+
+
+#: Polynomial start ``v0(s)`` of :func:`_inverse_smoothstep_inplace` (max error 1.8e-4 on [0, sqrt(0.5)]).
+_INV_SMOOTHSTEP_START = (0.57745352, 0.10706654, 0.08919238, -0.07968219, 0.14939607)
+
+
+def _inverse_smoothstep_inplace(y: np.ndarray) -> np.ndarray:
+    """In-place numpy :func:`inverse_smoothstep` of values already in [0, 1] (no clipping).
+
+    Same values as ``0.5 - sin(asin(1 - 2y) / 3)`` to a few units in the last place of
+    ``y``'s dtype, from arithmetic and one square root only, which is several times faster than
+    the two transcendental functions. By symmetry ``x(y) = 1 - x(1 - y)`` it solves
+    ``3x^2 - 2x^3 = u`` for ``u = min(y, 1 - y)`` in [0, 1/2]; writing ``x = s v`` with
+    ``s = sqrt(u)`` gives ``v^2 (3 - 2 s v) = 1``, whose root ``v`` lies in ``[1/sqrt(3),
+    1/sqrt(2)]`` and is well conditioned everywhere (the derivative ``6 v (1 - s v) >= 3 v``).
+    A quartic in ``s`` starts it within 2e-4 and two Newton steps finish it (error squares each
+    step: below 1e-15).
+
+    Args:
+        y: Writable numpy float array with values in [0, 1]; overwritten with the result.
+
+    Returns:
+        ``y`` itself.
+    """
+    upper = y > 0.5
+    t = np.subtract(1.0, y)
+    np.minimum(y, t, out=y)  # u = min(y, 1 - y); 1 - y is exact for y >= 1/2
+    s = np.sqrt(y, out=y)
+    c = _INV_SMOOTHSTEP_START
+    v = np.multiply(s, c[-1])
+    for coefficient in c[-2:0:-1]:  # Horner
+        v += coefficient
+        v *= s
+    v += c[0]
+    a = np.empty_like(v)
+    for _ in range(2):  # Newton on F(v) = v^2 (3 - 2 s v) - 1, F'(v) = 6 v (1 - s v)
+        np.multiply(s, v, out=t)
+        np.multiply(t, -2.0, out=a)
+        a += 3.0
+        a *= v
+        a *= v
+        a -= 1.0
+        np.subtract(1.0, t, out=t)
+        t *= v
+        t *= 6.0
+        a /= t
+        v -= a
+    np.multiply(s, v, out=y)  # x' = x(u) in [0, 1/2]
+    np.multiply(y, -2.0, out=t)  # x = x' + upper * (1 - 2 x'): x' below 1/2, 1 - x' above (no masked loops)
+    t += 1.0
+    t *= upper
+    y += t
+    return y
 
 
 def _check_matrix(matrix: Array, name: str) -> None:

@@ -46,6 +46,8 @@ from raw_synth.cfa import mosaic, pack
 from raw_synth.errors import RawSynthError
 from raw_synth.isp.color import (
     RGB_TO_XYZ,
+    _gamma_decode_inplace,
+    _inverse_smoothstep_inplace,
     apply_ccm,
     gamma_decode,
     inverse_smoothstep,
@@ -316,20 +318,57 @@ def unprocess(
     Raises:
         RawSynthError: On a bad image shape/dtype, or no ``rng`` and no ``params``.
     """
-    image = _check_rgb_numpy(rgb).astype(np.float64)
+    image = _check_rgb_numpy(rgb)
     if params is None:
         if rng is None:
             raise RawSynthError("rng: a numpy Generator is required when params is None")
         params = UnprocessParams.sample(rng)
     elif not isinstance(params, UnprocessParams):
         raise RawSynthError(f"params: expected UnprocessParams or None, got {type(params).__name__}")
-    image = inverse_smoothstep(image)
-    image = gamma_decode(image, 2.2)
-    image = apply_ccm(image, params.rgb2cam)
-    image = safe_invert_gains(image, params.rgb_gain, params.red_gain, params.blue_gain)
-    image = np.clip(image, 0.0, 1.0)
-    packed = pack(mosaic(image, "RGGB"), "RGGB")
-    return packed.astype(np.float32), params
+    return _unprocess_packed(image, params), params
+
+
+#: RGGB sites in packed order (R, Gr, Gb, B): camera channel of each plane.
+_RGGB_CHANNEL = (0, 1, 1, 2)
+
+
+def _unprocess_packed(image: np.ndarray, params: UnprocessParams) -> np.ndarray:
+    """The numpy inverse ISP of :func:`unprocess`, fused: ``(H, W, 3)`` -> packed float32 ``(4, H/2, W/2)``.
+
+    Computes exactly the published steps in float64 (to within a few units in the last place of
+    the step-by-step evaluation), but lays the image out by CFA site first so that every later
+    pass is contiguous, works in place, and evaluates the colour matrix and the gains only for
+    the one camera channel each site keeps (plus the grey level the highlight rule needs).
+    """
+    height, width = image.shape[:2]
+    h, w = height // 2, width // 2
+    # (2, 2, 3, h, w): [site row, site column, channel] planes, i.e. packed order R, Gr, Gb, B.
+    planes = np.empty((2, 2, 3, h, w), dtype=np.float64)
+    np.copyto(planes, image.reshape(h, 2, w, 2, 3).transpose(1, 3, 4, 0, 2))
+    np.clip(planes, 0.0, 1.0, out=planes)
+    flat = planes.reshape(-1)
+    _inverse_smoothstep_inplace(flat)
+    _gamma_decode_inplace(flat, 2.2)
+    # Per plane: the row of rgb2cam for the site's channel, and the mean row (grey level).
+    rgb2cam = np.asarray(params.rgb2cam, dtype=np.float64)
+    rows = np.empty((4, 2, 3), dtype=np.float64)
+    rows[:, 0] = rgb2cam[list(_RGGB_CHANNEL)]
+    rows[:, 1] = rgb2cam.mean(axis=0)
+    cam_gray = np.einsum("pkj,pjn->pkn", rows, planes.reshape(4, 3, h * w))  # (4, 2, h*w), no BLAS threads
+    cam, gray = cam_gray[:, 0], cam_gray[:, 1]
+    gains = _inverse_gains_np(params.rgb_gain, params.red_gain, params.blue_gain)[list(_RGGB_CHANNEL)]
+    bright = gray > _HIGHLIGHT_INFLECTION
+    if bright.any():  # highlight-preserving gain (safe_invert_gains) where the grey level is high
+        plane, pixel = np.nonzero(bright)
+        mask = ((gray[plane, pixel] - _HIGHLIGHT_INFLECTION) / (1.0 - _HIGHLIGHT_INFLECTION)) ** 2
+        safe = np.maximum(mask + (1.0 - mask) * gains[plane], gains[plane])
+        lifted = cam[plane, pixel] * safe
+        cam *= gains[:, None]
+        cam[plane, pixel] = lifted
+    else:
+        cam *= gains[:, None]
+    np.clip(cam, 0.0, 1.0, out=cam)
+    return cam.astype(np.float32).reshape(4, h, w)
 
 
 def _forward_gains(params: UnprocessParams, round_trip: bool) -> np.ndarray:

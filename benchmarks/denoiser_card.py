@@ -1,0 +1,202 @@
+"""Reproduce the denoiser model card (docs/model_card_denoiser.md) end to end.
+
+1. Stores (``pipelines.run.generate``, UPI engine): training pairs from dead leaves for four SIDD
+   phones (``sidd-ip, sidd-gp, sidd-s6, sidd-n6``); two test stores for a phone *not used in
+   training* (``sidd-g4``): dead leaves and the built-in sample photos.
+2. Training: ``configs/train-denoiser-cpu.yaml`` (``denoiser-tiny``, conditioned).
+3. Scores: PSNR/SSIM on the packed RAW (clamped to [0, 1]) of the denoised output and of the
+   noisy input, on the held-out shards of the training store (seen phones) and on the sidd-g4
+   stores (unseen phone), whole samples.
+4. Real noise: ``/work/shared/data/aisp-vivo-x90/x90_3_4.npy`` (vivo X90 night scene, 12-bit,
+   RGGB, black 0, white 4095) through :func:`denoise.denoise_file` with a blind noise estimate;
+   the blind estimate of the output against the input's (variance at the image's mean level),
+   the correlation of the removed residual with the output, and a before/after preview.
+5. The checkpoint is copied to ``raw_synth/data/checkpoints/denoiser-tiny.safetensors`` with
+   ``--install``.
+
+    python benchmarks/denoiser_card.py --out runs/card --install          # ~25 min on 2 cores
+    python benchmarks/denoiser_card.py --out runs/card --skip-train        # re-score a finished run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+X90 = Path("/work/shared/data/aisp-vivo-x90/x90_3_4.npy")
+TRAIN_CAMERAS = "sidd-ip,sidd-gp,sidd-s6,sidd-n6"
+UNSEEN = "sidd-g4"
+
+
+def generate_store(out: Path, n: int, src: str, cameras: str, patch: int, seed: int, workers: int,
+                   shard_size: int) -> Path:
+    from pipelines.config import GenerateConfig
+    from pipelines.run import generate
+
+    began = time.time()
+    summary = generate(GenerateConfig(n=n, out=str(out), src=src, cameras=cameras, patch=patch, shard_size=shard_size,
+                                      workers=workers, seed=seed), progress=False)
+    logging.info("store %s: %d pairs in %.0f s", out, summary.n_samples, time.time() - began)
+    return out
+
+
+def score_store(model: torch.nn.Module, path: Path, split: str, val_fraction: float = 0.1) -> dict[str, float]:
+    from denoise.dataset import ShardDataset
+    from denoise.train import evaluate
+
+    ds = ShardDataset(path, split, val_fraction=val_fraction, crop=None, augment=False)
+    return evaluate(model, ds, batch_size=8)
+
+
+def real_noise_check(model_path: Path, out: Path, preview: Path) -> dict[str, object]:
+    """Denoise the vivo X90 night crop; compare blind noise estimates and residual statistics."""
+    from denoise.denoise_file import denoise_file
+    from raw_synth.calibrate import estimate_blind
+    from raw_synth.io import read_mosaic, read_raw
+
+    result = denoise_file(X90, model_path, out, cfa="RGGB", black=0, white=4095, preview=preview)
+    noisy = read_mosaic(X90, "RGGB", 0, 4095).packed
+    denoised = read_raw(out).packed
+    level = noisy.reshape(4, -1).mean(axis=1)
+    before = estimate_blind(noisy)
+    after = estimate_blind(denoised)
+    var_before = before.shot * level + before.read
+    var_after = after.shot * level + after.read
+    residual = (noisy - denoised).astype(np.float64)
+    flat_r = residual.reshape(-1) - residual.mean()
+    flat_o = denoised.reshape(-1).astype(np.float64) - denoised.mean()
+    corr = float(flat_r @ flat_o / np.sqrt((flat_r @ flat_r) * (flat_o @ flat_o)))
+    per_plane = []
+    for c in range(4):
+        r = residual[c].reshape(-1) - residual[c].mean()
+        o = denoised[c].reshape(-1).astype(np.float64) - denoised[c].mean()
+        per_plane.append(float(r @ o / np.sqrt((r @ r) * (o @ o))))
+    # the residual should be white: lag-1 autocorrelation per plane (horizontal, vertical)
+    lag = []
+    for c in range(4):
+        r = residual[c] - residual[c].mean()
+        lag.append([float((r[:, 1:] * r[:, :-1]).mean() / (r * r).mean()),
+                    float((r[1:] * r[:-1]).mean() / (r * r).mean())])
+    return {
+        "noise_source": result.noise_source,
+        "shot_used": result.shot,
+        "read_used": result.read,
+        "mean_level": level.tolist(),
+        "blind_before": {"shot": before.shot.tolist(), "read": before.read.tolist()},
+        "blind_after": {"shot": after.shot.tolist(), "read": after.read.tolist()},
+        "variance_before": var_before.tolist(),
+        "variance_after": var_after.tolist(),
+        "variance_ratio": (var_before / np.maximum(var_after, 1e-20)).tolist(),
+        "variance_ratio_mean": float(var_before.mean() / max(var_after.mean(), 1e-20)),
+        "residual_std": float(residual.std()),
+        "residual_output_correlation": corr,
+        "residual_output_correlation_per_plane": per_plane,
+        "residual_lag1_autocorrelation": lag,
+        "seconds": result.seconds,
+        "preview": str(preview),
+    }
+
+
+def zoom_pair(preview: Path, out: Path, box: tuple[int, int, int] = (600, 380, 200), scale: int = 2) -> Path:
+    """Cut the same ``(y, x, size)`` square from both panels of a before/after preview, enlarged."""
+    from PIL import Image
+
+    image = Image.open(preview).convert("RGB")
+    width = (image.width - 8) // 2
+    y, x, size = box
+    panels = [image.crop((left + x, y, left + x + size, y + size)).resize((size * scale, size * scale), Image.NEAREST)
+              for left in (0, width + 8)]
+    canvas = Image.new("RGB", (2 * size * scale + 8, size * scale), "white")
+    canvas.paste(panels[0], (0, 0))
+    canvas.paste(panels[1], (size * scale + 8, 0))
+    canvas.save(out)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "denoiser-card")
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "train-denoiser-cpu.yaml")
+    parser.add_argument("--train-samples", type=int, default=1600)
+    parser.add_argument("--test-samples", type=int, default=64)
+    parser.add_argument("--patch", type=int, default=192)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--max-steps", type=int, default=None, help="override train.max_steps")
+    parser.add_argument("--skip-train", action="store_true", help="score the finished run in --out")
+    parser.add_argument("--install", action="store_true",
+                        help="copy the trained model to raw_synth/data/checkpoints/denoiser-tiny.safetensors")
+    parser.add_argument("--preview", type=Path, default=REPO / "docs" / "denoiser_x90_preview.png")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+    from denoise.inference import load_denoiser
+    from denoise.train import train_denoiser
+
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    stores = {
+        "train": (out / "train-store", args.train_samples, "deadleaves", TRAIN_CAMERAS, 0, 100),
+        "g4-deadleaves": (out / "g4-deadleaves", args.test_samples, "deadleaves", UNSEEN, 1, 32),
+        "g4-photos": (out / "g4-photos", args.test_samples, "samples", UNSEEN, 2, 32),
+    }
+    timings: dict[str, float] = {}
+    for name, (path, n, src, cameras, seed, shard) in stores.items():
+        began = time.time()
+        generate_store(path, n, src, cameras, args.patch, seed, args.workers, shard)  # resumes when complete
+        timings[f"generate_{name}_s"] = time.time() - began
+
+    run = out / "run"
+    if not args.skip_train:
+        resume = (run / "train_state.safetensors").exists()
+        began = time.time()
+        summary = train_denoiser(args.config if not resume else None, stores["train"][0], run,
+                                 max_steps=args.max_steps, resume=resume)
+        timings["train_s"] = time.time() - began
+        logging.info("trained %d steps in %.0f s", summary.steps, timings["train_s"])
+    checkpoint = run / "model.safetensors"
+    model, meta = load_denoiser(checkpoint)
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    scores = {
+        "seen cameras (held-out shards, dead leaves)": score_store(model, stores["train"][0], "val"),
+        "unseen sidd-g4, dead leaves": score_store(model, stores["g4-deadleaves"][0], "all"),
+        "unseen sidd-g4, sample photos": score_store(model, stores["g4-photos"][0], "all"),
+    }
+    real = real_noise_check(checkpoint, out / "x90_denoised.dng", args.preview)
+    real["zoom"] = str(zoom_pair(args.preview, args.preview.with_name(args.preview.stem + "_zoom.png")))
+    card = {
+        "checkpoint": str(checkpoint),
+        "checkpoint_bytes": checkpoint.stat().st_size,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "config": meta["config"],
+        "train_step": meta["extra"].get("step"),
+        "scores": scores,
+        "real_noise_x90": real,
+        "timings_s": timings,
+        "torch_threads": torch.get_num_threads(),
+    }
+    (out / "card.json").write_text(json.dumps(card, indent=2))
+    print("| test set | n | PSNR noisy | PSNR denoised | SSIM noisy | SSIM denoised |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, s in scores.items():
+        print(f"| {name} | {s['n']} | {s['psnr_noisy']:.2f} | {s['psnr']:.2f} | {s['ssim_noisy']:.4f} | {s['ssim']:.4f} |")
+    print(f"x90: noise source {real['noise_source']}, variance ratio (in/out) {real['variance_ratio_mean']:.1f} "
+          f"per plane {np.round(real['variance_ratio'], 1).tolist()}, residual/output correlation "
+          f"{real['residual_output_correlation']:+.4f}")
+    if args.install:
+        target = REPO / "raw_synth" / "data" / "checkpoints" / "denoiser-tiny.safetensors"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(checkpoint, target)
+        print(f"installed {target} ({target.stat().st_size / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()

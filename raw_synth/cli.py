@@ -428,3 +428,68 @@ def eval_sidd(sidd_dir: Path, models: tuple[str, ...], out_dir: Path, split: str
                                max_images=max_images, cfa=cfa, noise=noise, baselines=baselines, device=device,
                                batch_size=batch_size, plots=not no_plots, progress=True)
     click.echo(format_summary(evaluation, out_dir))
+
+
+# ------------------------------------------------------------------------------- training commands
+
+
+@main.command("train-isp")
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Camera RAW files, AIM 2022 pairs (.jpg + .npy) or rgb/ + raw/ folders.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder: state, metrics log, plot and the exported checkpoint.")
+@click.option("--config", "config", default=None,
+              help="Recipe YAML, or 'cpu' (default) / 'paper' for the bundled recipes.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in total.")
+@click.option("--restart", is_flag=True, help="Start from step 0 instead of resuming the run in --out.")
+@_friendly_errors
+def train_isp_command(data_dir: Path, out_dir: Path, config: str | None, max_steps: int | None, restart: bool) -> None:
+    """Train the SSDNet inverse ISP (soft supervision) on RAW/sRGB pairs; re-running resumes."""
+    from raw_synth.training import train_isp
+
+    summary = train_isp(config, data_dir, out_dir, resume=not restart, max_steps=max_steps)
+    psnr = f", held-out RAW PSNR {summary.val_psnr:.2f} dB" if summary.val_psnr is not None else ""
+    click.echo(f"{summary.run_dir}: {summary.steps}/{summary.total_steps} steps{psnr}; model {summary.model_path}")
+
+
+@main.command("train-denoiser")
+@click.option("--data", "data_dir", default=None, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Store made by raw-synth generate (or datasets.path in the recipe).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
+@click.option("--config", "config", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Recipe YAML (datasets / network / train / val / logger).")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Total steps (sets the cosine horizon).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+@_friendly_errors
+def train_denoiser_command(data_dir: Path | None, out_dir: Path, config: Path | None, max_steps: int | None,
+                           resume: bool) -> None:
+    """Train the 4-channel SSDNet RAW denoiser on generated shards (torchrun for several GPUs)."""
+    from denoise.train import train_denoiser
+
+    summary = train_denoiser(config, data_dir, out_dir, max_steps=max_steps, resume=resume)
+    best = f", best val PSNR {summary.best_psnr:.2f} dB at step {summary.best_step}" if summary.best_psnr else ""
+    click.echo(f"{summary.out}: {summary.steps} steps{best}; model {summary.model_path}")
+
+
+@main.command("denoise")
+@click.argument("in_path", metavar="IN", type=click.Path(path_type=Path))
+@click.option("--model", default=None, help="Denoiser checkpoint [default: the bundled denoiser-tiny].")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output DNG.")
+@click.option("--cfa", default=None, help="Bayer pattern of a bare mosaic (.npy, PNG, TIFF).")
+@click.option("--black", type=float, default=None, help="Black level of a bare mosaic (DN).")
+@click.option("--white", type=float, default=None, help="White level of a bare mosaic (DN).")
+@click.option("--camera", default=None, help="Camera profile giving the noise level when the file has no NoiseProfile.")
+@click.option("--preview", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a before/after sRGB preview PNG.")
+@click.option("--tile", default=256, show_default=True, type=click.IntRange(min=32))
+@click.option("--device", default="cpu", show_default=True)
+@_friendly_errors
+def denoise_command(in_path: Path, model: str | None, out_path: Path, cfa: str | None, black: float | None,
+                    white: float | None, camera: str | None, preview: Path | None, tile: int, device: str) -> None:
+    """Denoise a real RAW file (DNG or any rawpy format, or a bare mosaic) into a DNG."""
+    from denoise.denoise_file import denoise_file
+
+    result = denoise_file(in_path, model, out_path, cfa=cfa, black=black, white=white, camera=camera,
+                          preview=preview, tile=tile, device=device)
+    click.echo(f"{result.out}: {result.size[1]}x{result.size[0]} {result.cfa}, noise level: "
+               f"{result.noise_source}, {result.seconds:.1f} s")

@@ -493,3 +493,7 @@ def denoise_command(in_path: Path, model: str | None, out_path: Path, cfa: str |
                           preview=preview, tile=tile, device=device)
     click.echo(f"{result.out}: {result.size[1]}x{result.size[0]} {result.cfa}, noise level: "
                f"{result.noise_source}, {result.seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

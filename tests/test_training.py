@@ -325,23 +325,23 @@ def test_canon_dng_pixels_align_with_libraw_output(shared_data: Path) -> None:
 
 def test_training_lowers_the_loss_and_exports_a_checkpoint(tmp_path: Path) -> None:
     data = _make_paired(tmp_path / "data", count=2)
-    cfg = _tiny_config(total_steps=40, flat_steps=30, lr=3e-3, loss="l1", checkpoint_every=40,
-                       progressive=[[40, 16, 8]])
-    cfg["val"]["every"] = 20
+    cfg = _tiny_config(total_steps=24, flat_steps=18, lr=3e-3, loss="l1", checkpoint_every=24,
+                       progressive=[[24, 16, 8]])
+    cfg["val"]["every"] = 12
     summary = train_isp(cfg, data, tmp_path / "run")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in rows if r["event"] == "train"]
-    assert len(losses) == 40
+    assert len(losses) == 24
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
     vals = [r for r in rows if r["event"] == "val"]
-    assert [r["step"] for r in vals] == [20, 40] and all(np.isfinite(r["val_psnr"]) for r in vals)
-    assert summary.steps == 40 and summary.complete and summary.layout == "paired" and summary.n_images == 2
+    assert [r["step"] for r in vals] == [12, 24] and all(np.isfinite(r["val_psnr"]) for r in vals)
+    assert summary.steps == 24 and summary.complete and summary.layout == "paired" and summary.n_images == 2
     for name in ("config.yaml", "data.json", "curves.png", "model.safetensors", "state/last.safetensors"):
         assert (tmp_path / "run" / name).is_file(), name
     # the exported checkpoint round-trips and predicts what the trained weights predict
     model, meta = load_model(summary.model_path, kind="ssdnet-isp")
     assert meta["architecture"] == "ssdnet" and meta["config"] == get_config("tiny").to_dict()
-    assert meta["extra"]["training"]["steps"] == 40 and meta["extra"]["training"]["layout"] == "paired"
+    assert meta["extra"]["training"]["steps"] == 24 and meta["extra"]["training"]["layout"] == "paired"
     assert meta["extra"]["camera"]["assumed"] is True and len(meta["extra"]["camera"]["wb_gains"]) == 4
     state = load_file(str(tmp_path / "run" / "state" / "last.safetensors"))
     for key, value in model.state_dict().items():
@@ -393,3 +393,22 @@ def test_exported_camera_facts() -> None:
     assert fallback["assumed"] is True and fallback["wb_gains"] == [2.15, 1.0, 1.0, 1.7]
     with pytest.raises(RawSynthError, match=r"^export.camera.wb_gains: expected 4 positive numbers"):
         check_camera({"name": "x", "wb_gains": [1, 1, 1], "xyz_to_cam": np.eye(3).tolist()}, "export.camera")
+
+
+def test_bundled_checkpoint_is_the_tiny_isp_model() -> None:
+    from raw_synth.training.export import check_camera
+
+    path = REPO / "raw_synth" / "data" / "checkpoints" / "ssdnet-tiny-isp.safetensors"
+    if not path.is_file():
+        pytest.skip("no bundled checkpoint in this checkout")
+    assert path.stat().st_size < 10 * 2**20
+    model, meta = load_model(path, kind="ssdnet-isp")
+    assert meta["config"] == get_config("tiny").to_dict() and model.sigma_head is not None
+    camera = check_camera(meta["extra"]["camera"])
+    assert camera["name"].startswith("mixed: ") and len(camera["cameras"]) == 3
+    training = meta["extra"]["training"]
+    assert training["complete"] and training["steps"] == builtin_config("cpu").train.total_steps
+    assert training["split"] == {"format": "raw-synth-split/1", "holdout": "right-columns", "fraction": 0.25}
+    with torch.inference_mode():
+        out = model.predict(torch.full((1, 3, 32, 32), 0.5))["mu"]
+    assert out.shape == (1, 4, 16, 16) and 0 < float(out.mean()) < 1

@@ -121,6 +121,15 @@ def zoom_pair(preview: Path, out: Path, box: tuple[int, int, int] = (600, 380, 2
     return out
 
 
+def half_size(source: Path, target: Path) -> Path:
+    """Save ``source`` at half its width and height (box filter) as ``target``."""
+    from PIL import Image
+
+    image = Image.open(source).convert("RGB")
+    image.resize((image.width // 2, image.height // 2), Image.BOX).save(target, optimize=True)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "denoiser-card")
@@ -133,9 +142,12 @@ def main() -> None:
     parser.add_argument("--skip-train", action="store_true", help="score the finished run in --out")
     parser.add_argument("--install", action="store_true",
                         help="copy the trained model to raw_synth/data/checkpoints/denoiser-tiny.safetensors")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--preview", type=Path, default=REPO / "docs" / "denoiser_x90_preview.png")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from denoise.inference import load_denoiser
     from denoise.train import train_denoiser
@@ -164,14 +176,15 @@ def main() -> None:
     checkpoint = run / "model.safetensors"
     model, meta = load_denoiser(checkpoint)
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     scores = {
         "seen cameras (held-out shards, dead leaves)": score_store(model, stores["train"][0], "val"),
         "unseen sidd-g4, dead leaves": score_store(model, stores["g4-deadleaves"][0], "all"),
         "unseen sidd-g4, sample photos": score_store(model, stores["g4-photos"][0], "all"),
     }
-    real = real_noise_check(checkpoint, out / "x90_denoised.dng", args.preview)
-    real["zoom"] = str(zoom_pair(args.preview, args.preview.with_name(args.preview.stem + "_zoom.png")))
+    full_preview = out / "x90_preview.png"
+    real = real_noise_check(checkpoint, out / "x90_denoised.dng", full_preview)
+    real["zoom"] = str(zoom_pair(full_preview, args.preview.with_name(args.preview.stem + "_zoom.png")))
+    real["preview"] = str(half_size(full_preview, args.preview))
     card = {
         "checkpoint": str(checkpoint),
         "checkpoint_bytes": checkpoint.stat().st_size,
@@ -195,6 +208,7 @@ def main() -> None:
         target = REPO / "raw_synth" / "data" / "checkpoints" / "denoiser-tiny.safetensors"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(checkpoint, target)
+        target.chmod(0o644)
         print(f"installed {target} ({target.stat().st_size / 1e6:.2f} MB)")
 
 

@@ -5,7 +5,8 @@ Measures, for each preset (``tiny``, ``small``, ``ssdnet-paper``), the throughpu
 
 * ``fp32``           - eager float32, contiguous (NCHW) tensors: the engine's default;
 * ``channels_last``  - weights and input in channels-last memory format;
-* ``bf16``           - CPU autocast to bfloat16;
+* ``bf16``           - CPU autocast to bfloat16 (``tiny`` only: emulated, and so very slow, on
+  CPUs without AVX512-BF16/AMX);
 * ``jit``            - TorchScript (``torch.jit.trace`` + ``freeze``), when it traces;
 * ``onnxruntime``    - ONNX Runtime, only when ``onnx`` and ``onnxruntime`` are installed;
 * ``compile``        - ``torch.compile`` (inductor), with ``--compile`` (slow to compile);
@@ -44,9 +45,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-#: Input side (pixels) per preset: the paper model is measured on a smaller image (slow).
-SIZES = {"tiny": 512, "small": 512, "ssdnet-paper": 256}
+#: Default input side (pixels) per preset: the paper model is measured on a smaller image (slow).
+SIZES = {"tiny": 512, "small": 512, "ssdnet-paper": 128}
 ENGINE_SIZE = 1024
+#: Compile times of the ``compile`` variant in this worker.
+COMPILE_SECONDS: list[float] = []
 
 
 def cpu_model() -> str:
@@ -165,7 +168,7 @@ def _variants(preset: str, threads: int, with_compile: bool) -> dict[str, Callab
         fn = torch.compile(MeanHead(base).eval())
         start = time.perf_counter()
         fn(x)
-        print(json.dumps({"compile_seconds": time.perf_counter() - start}), file=sys.stderr)
+        COMPILE_SECONDS.append(time.perf_counter() - start)
         return lambda: fn(x)
 
     def engine() -> Callable[[], Any]:
@@ -182,8 +185,11 @@ def _variants(preset: str, threads: int, with_compile: bool) -> dict[str, Callab
         rng = np.random.default_rng(0)
         return lambda: eng.convert(image, rng)
 
-    builders: dict[str, Callable[[], Callable[[], Any]]] = {
-        "fp32": fp32, "channels_last": channels_last, "bf16": bf16, "jit": jit, "fp32-1thread": fp32_1thread}
+    builders: dict[str, Callable[[], Callable[[], Any]]] = {"fp32": fp32, "channels_last": channels_last, "jit": jit}
+    if preset == "tiny":  # bf16 is emulated without AVX512-BF16/AMX: measured on tiny only
+        builders["bf16"] = bf16
+    if threads > 1:
+        builders["fp32-1thread"] = fp32_1thread
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
@@ -208,6 +214,7 @@ def worker(args: argparse.Namespace) -> None:
     result: dict[str, Any] = {"alloc": args.alloc, "tuned": tuned, "threads": args.threads, "presets": {},
                               "loads": [], "skipped": {}}
     result["matmul_gflops"] = matmul_gflops(args.threads)
+    _apply_sizes(args.sizes)
     for preset in args.presets.split(","):
         calls: dict[str, Callable[[], Any]] = {}
         for name, build in _variants(preset, args.threads, args.compile).items():
@@ -225,12 +232,25 @@ def worker(args: argparse.Namespace) -> None:
             result["loads"].append(load1())
             for name, fn in calls.items():
                 with torch.inference_mode():
-                    times[name].extend(_timed(fn, args.repeats, args.budget))
+                    measured = _timed(fn, args.repeats, args.budget)
+                times[name].extend(measured)
+                print(f"[{args.alloc}] {preset} {name}: {[round(m[0], 3) for m in measured]} s, "
+                      f"load {load1():.2f}", file=sys.stderr, flush=True)
         result["presets"][preset] = times
+    result["compile"] = COMPILE_SECONDS
     print(json.dumps(result))
 
 
 # ------------------------------------------------------------------------------------ parent side
+
+
+def _apply_sizes(text: str) -> None:
+    """Override :data:`SIZES` from ``"tiny=512,ssdnet-paper=128"``."""
+    for item in filter(None, text.split(",")):
+        name, _, side = item.partition("=")
+        if name not in SIZES or not side.isdigit() or int(side) % 16:
+            raise SystemExit(f"--sizes: expected preset=SIDE with SIDE a multiple of 16, got {item!r}")
+        SIZES[name] = int(side)
 
 
 def flops_per_megapixel(preset: str) -> float:
@@ -239,7 +259,7 @@ def flops_per_megapixel(preset: str) -> float:
 
     from raw_synth.models import create_model
 
-    size = 256
+    size = 128  # every op's FLOPs grow linearly with the pixel count
     model = create_model(preset).eval()
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
@@ -251,6 +271,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--presets", default="tiny,small,ssdnet-paper")
     parser.add_argument("--variants", default="", help="comma-separated subset (default: all available)")
+    parser.add_argument("--sizes", default="", help="input side per preset, e.g. ssdnet-paper=256")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per variant and round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per subprocess")
@@ -268,17 +289,18 @@ def main() -> None:
 
     import torch
 
+    _apply_sizes(args.sizes)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     runs: list[dict[str, Any]] = []
     compile_log: list[str] = []
     for _ in range(args.cycles):
         for alloc in ("default", "tuned"):
             command = [sys.executable, __file__, "--worker", "--alloc", alloc, "--presets", args.presets,
-                       "--threads", str(args.threads), "--repeats", str(args.repeats), "--rounds", str(args.rounds), "--budget", str(args.budget),
+                       "--threads", str(args.threads), "--sizes", args.sizes, "--repeats", str(args.repeats), "--rounds", str(args.rounds), "--budget", str(args.budget),
                        "--variants", args.variants] + (["--compile"] if args.compile else [])
-            done = subprocess.run(command, capture_output=True, text=True, env=env, check=True, cwd=REPO)
+            done = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env, check=True, cwd=REPO)
             runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            compile_log += [line for line in done.stderr.splitlines() if "compile_seconds" in line]
+            compile_log += [f"{alloc}: {run_compile}" for run_compile in runs[-1].get("compile", [])]
 
     flops = {preset: flops_per_megapixel(preset) for preset in args.presets.split(",")}
     summary: dict[str, Any] = {
@@ -286,6 +308,7 @@ def main() -> None:
         "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "torch": torch.__version__,
                     "python": platform.python_version()},
         "threads": args.threads,
+        "env": {k: v for k, v in os.environ.items() if k.startswith(("OMP_", "MKL_", "MALLOC_"))},
         "loads": [load for run in runs for load in run["loads"]],
         "matmul_gflops": {alloc: statistics.median(r["matmul_gflops"] for r in runs if r["alloc"] == alloc)
                           for alloc in ("default", "tuned")},
@@ -313,7 +336,8 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "runs": runs}, indent=1))
 
-    lines = [f"machine: {summary['machine']}, threads {args.threads}",
+    lines = [f"command: {summary['command']}", f"machine: {summary['machine']}, threads {args.threads}, "
+             f"env {summary['env']}",
              f"load (1-min) during runs: min {min(summary['loads']):.2f}, median "
              f"{statistics.median(summary['loads']):.2f}, max {max(summary['loads']):.2f}",
              f"float32 matmul 2048^3: {summary['matmul_gflops']}",

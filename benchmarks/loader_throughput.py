@@ -86,8 +86,11 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--model", default="denoiser-tiny")
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads of the training step")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     data = args.data or make_store(Path(tempfile.mkdtemp()) / "store", args.n, args.patch)
     results = {"data": str(data), "crop": args.crop, "batch": args.batch, "torch_threads": torch.get_num_threads(),

@@ -9,6 +9,9 @@ For each N and worker count it measures
   ``workers`` plain processes with no Dask, no store and no manifest, timed after a warm-up;
 * **overhead** = ``1 - generate_compute / engine_alone`` (what sharding, writing, checksums and
   scheduling cost);
+* **CPU ms per pair** of both (``getrusage`` of this process and its reaped children, so the
+  cluster's workers count once the cluster has closed; the engine-alone processes report their
+  own): less sensitive than pairs/s to other jobs sharing the cores;
 * **peak RSS per worker** (``getrusage`` in the worker processes; for the in-process run this is
   the whole client process);
 * the 1-minute **load average** (``/proc/loadavg``) before and after each row, since other jobs
@@ -35,6 +38,7 @@ import argparse
 import multiprocessing
 import os
 import platform
+import resource
 import shutil
 import sys
 import tempfile
@@ -54,19 +58,19 @@ def _engine_alone_init() -> None:
     torch.set_num_threads(1)
 
 
-def _engine_alone_chunk(job, indices: list[int]) -> tuple[float, int]:
-    """Make the samples of ``indices`` without storing them; return (seconds, peak RSS bytes)."""
+def _engine_alone_chunk(job, indices: list[int]) -> tuple[float, int, float]:
+    """Make the samples of ``indices`` without storing them; return (seconds, peak RSS bytes, CPU seconds)."""
     from pipelines.worker import get_engine, make_sample, peak_rss_bytes
 
     engine = get_engine(job.config)
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.process_time()
     for index in indices:
         make_sample(job, index, engine)
-    return time.perf_counter() - began, peak_rss_bytes()
+    return time.perf_counter() - began, peak_rss_bytes(), time.process_time() - cpu_began
 
 
-def engine_alone(job, n: int, workers: int) -> tuple[float, int]:
-    """Pairs/s and the largest peak RSS of ``workers`` processes doing the per-sample work of ``n`` samples."""
+def engine_alone(job, n: int, workers: int) -> tuple[float, int, float]:
+    """Pairs/s, the largest peak RSS and the CPU seconds of ``workers`` processes doing the per-sample work of ``n`` samples."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_engine_alone_init) as pool:
         # warm-up: start the processes, import everything, create the engines
@@ -74,7 +78,14 @@ def engine_alone(job, n: int, workers: int) -> tuple[float, int]:
         began = time.perf_counter()
         results = list(pool.map(_engine_alone_chunk, [job] * workers, [list(range(k, n, workers)) for k in range(workers)]))
         wall = time.perf_counter() - began
-    return n / wall, max(rss for _, rss in results)
+    return n / wall, max(rss for _, rss, _ in results), sum(cpu for _, _, cpu in results)
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process plus its finished, reaped children (cluster workers after close)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _job(args: argparse.Namespace, n: int, out: Path):
@@ -208,19 +219,23 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(out, ignore_errors=True)
                 load_before = _load()
                 config, job = _job(args, n, out)
+                cpu_began = _cpu_seconds()
                 summary = generate(replace(config, workers=workers), progress=False)
+                gen_cpu = (_cpu_seconds() - cpu_began) / summary.n_written * 1e3
                 gen_total = summary.n_written / summary.seconds
                 gen_compute = summary.n_written / summary.compute_seconds
                 if args.skip_engine_alone:
-                    alone, alone_rss = float("nan"), 0
+                    alone, alone_rss, alone_cpu = float("nan"), 0, float("nan")
                 else:
-                    alone, alone_rss = engine_alone(job, n, workers)
+                    alone, alone_rss, alone_cpu = engine_alone(job, n, workers)
+                    alone_cpu = alone_cpu / n * 1e3
                 nbytes = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
                 rows.append(dict(
                     n=n, workers=workers, mode=summary.scheduler, gen_total=gen_total, gen_compute=gen_compute,
                     alone=alone, overhead=1.0 - gen_compute / alone if alone == alone else float("nan"),
                     rss=max(summary.peak_rss.values()) if summary.peak_rss else 0, alone_rss=alone_rss,
                     seconds=summary.seconds, store_mib=nbytes / 2**20, load=f"{load_before} -> {_load()}",
+                    gen_cpu=gen_cpu, alone_cpu=alone_cpu,
                 ))
                 shutil.rmtree(out, ignore_errors=True)
     finally:
@@ -231,11 +246,13 @@ def main(argv: list[str] | None = None) -> int:
           f"patch {args.patch}, shard size {args.shard_size}, format {args.format}; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}\n")
     print("| N | workers | run | generate pairs/s (total) | generate pairs/s (compute) | engine alone pairs/s "
-          "| overhead | peak RSS / worker (MiB) | engine-alone RSS (MiB) | wall (s) | store (MiB) | load |")
-    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+          "| overhead | generate CPU ms/pair | engine-alone CPU ms/pair | peak RSS / worker (MiB) "
+          "| engine-alone RSS (MiB) | wall (s) | store (MiB) | load |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         print(f"| {r['n']} | {r['workers']} | {r['mode']} | {r['gen_total']:.1f} | {r['gen_compute']:.1f} "
-              f"| {r['alone']:.1f} | {r['overhead'] * 100:.1f}% | {_mib(r['rss'])} | {_mib(r['alone_rss'])} "
+              f"| {r['alone']:.1f} | {r['overhead'] * 100:.1f}% | {r['gen_cpu']:.1f} | {r['alone_cpu']:.1f} "
+              f"| {_mib(r['rss'])} | {_mib(r['alone_rss'])} "
               f"| {r['seconds']:.1f} | {r['store_mib']:.1f} | {r['load']} |")
     return 0
 

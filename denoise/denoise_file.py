@@ -253,7 +253,7 @@ def denoise_file(
     if conditioned:
         shot, read, noise_source = estimate_noise(raw, unified, camera)
         logger.info("%s: noise level from %s: shot %s, read %s", source, noise_source,
-                    np.array2string(shot, precision=3), np.array2string(read, precision=3))
+                    " ".join(f"{v:.3g}" for v in shot), " ".join(f"{v:.3g}" for v in read))
     else:
         noise_source = "not needed (blind model)"
         logger.info("%s: blind model, no noise level needed", source)

@@ -54,7 +54,7 @@ __all__ = [
     "resolve_device",
     "tune_cpu_allocator",
     "prepare_model",
-    "tile_starts",
+    "tile_layout",
     "blend_window",
     "predict_tiled",
     "run_inference",
@@ -227,26 +227,30 @@ def prepare_model(model: nn.Module, options: InferenceOptions) -> tuple[nn.Modul
     return model, device
 
 
-def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Even start offsets of the tiles along one axis of length ``size``.
+def tile_layout(size: int, tile: int, overlap: int) -> tuple[int, list[int]]:
+    """Tile length and even start offsets along one axis of length ``size``.
 
-    The fewest tiles of length ``min(tile, size)`` that overlap by at least ``overlap`` are spread
-    evenly from 0 to ``size - tile`` (rounded down to even offsets), so neighbours overlap by
-    ``overlap`` or a little more.
+    An axis no longer than ``tile`` is one piece. Otherwise it takes the fewest tiles that can
+    overlap by at least ``overlap``, ``n = ceil((size - overlap) / (tile - overlap))``; their
+    length is the smallest multiple of 16 (at most ``tile``) that still gives that overlap, so
+    little work is wasted when ``size`` is just above a multiple of the tile; the starts are
+    spread evenly from 0 to ``size - length`` (rounded down to even offsets).
 
     Args:
         size: Axis length, even.
-        tile: Tile length, even.
+        tile: Maximum tile length, a multiple of 16.
         overlap: Minimum overlap, even, ``< tile``.
 
     Returns:
-        Increasing start offsets, the first 0 and the last ``max(size - tile, 0)``; all even.
+        ``(length, starts)``: increasing starts, the first 0 and the last ``size - length``.
     """
     if size <= tile:
-        return [0]
+        return size, [0]
     count = -(-(size - overlap) // (tile - overlap))  # ceil
-    span = (size - tile) // 2  # in steps of two pixels
-    return [2 * ((i * span) // (count - 1)) for i in range(count)]
+    needed = -(-(size + (count - 1) * overlap) // count)
+    length = min(tile, -(-needed // TILE_MULTIPLE) * TILE_MULTIPLE)
+    span = (size - length) // 2  # in steps of two pixels
+    return length, [2 * ((i * span) // (count - 1)) for i in range(count)]
 
 
 def blend_window(length: int, ramp: int, rise: bool, fall: bool, device: torch.device | None = None) -> torch.Tensor:
@@ -312,8 +316,8 @@ def predict_tiled(
     """Run ``model.predict`` over overlapping tiles and blend them into one packed RAW.
 
     Images no larger than ``tile x tile`` go through ``model.predict`` in one call (the result is
-    then exactly the untiled one). Larger images are cut into tiles of ``min(tile, H) x
-    min(tile, W)`` at even offsets (:func:`tile_starts`), so each tile keeps the Bayer phase;
+    then exactly the untiled one). Larger images are cut into tiles of at most ``tile x tile``
+    at even offsets (:func:`tile_layout`), so each tile keeps the Bayer phase;
     each tile's prediction is weighted by the outer product of two :func:`blend_window` ramps of
     ``overlap // 2`` packed pixels on the sides that touch another tile, and the sum is divided
     by the summed weights. Memory is the output plus one tile's activations. Because SSDNet has
@@ -347,9 +351,8 @@ def predict_tiled(
         out = _predict_tile(model, rgb, with_sigma, channels_last, autocast)
         return {key: out[key] for key in keys}
 
-    ys = tile_starts(height, tile, overlap)
-    xs = tile_starts(width, tile, overlap)
-    tile_h, tile_w = min(tile, height), min(tile, width)
+    tile_h, ys = tile_layout(height, tile, overlap)
+    tile_w, xs = tile_layout(width, tile, overlap)
     device = rgb.device
     acc = {key: torch.zeros(batch, 4, height // 2, width // 2, dtype=torch.float32, device=device) for key in keys}
     weight_sum = torch.zeros(height // 2, width // 2, dtype=torch.float32, device=device)

@@ -17,7 +17,7 @@ from raw_synth.inference import (
     predict_tiled,
     resolve_device,
     run_inference,
-    tile_starts,
+    tile_layout,
     tune_cpu_allocator,
 )
 from raw_synth.models import create_model, self_ensemble_x8, test_resample
@@ -65,23 +65,26 @@ def _natural(height: int, width: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("size,tile,overlap", [(512, 256, 32), (1000, 512, 32), (994, 512, 32), (70, 32, 16),
-                                               (514, 512, 0), (4000, 512, 64), (96, 96, 0)])
-def test_tile_starts_cover_with_even_offsets_and_enough_overlap(size, tile, overlap):
-    starts = tile_starts(size, tile, overlap)
-    length = min(tile, size)
-    assert starts[0] == 0 and starts[-1] == max(size - tile, 0)
+                                               (514, 512, 0), (4000, 512, 64), (96, 96, 0), (1024, 512, 32)])
+def test_tile_layout_covers_with_even_offsets_and_enough_overlap(size, tile, overlap):
+    length, starts = tile_layout(size, tile, overlap)
+    assert length <= tile and length % 16 == 0
+    assert starts[0] == 0 and starts[-1] == size - length
     assert all(s % 2 == 0 for s in starts)
     assert all(b > a for a, b in zip(starts, starts[1:]))
     assert all(a + length - b >= overlap for a, b in zip(starts, starts[1:]))
-    # The fewest tiles: one fewer could not overlap by `overlap`.
-    if len(starts) > 1:
-        assert (len(starts) - 2) * (tile - overlap) + tile < size
+    # The fewest tiles: one fewer full-size tile could not overlap by `overlap`.
+    assert (len(starts) - 2) * (tile - overlap) + tile < size
+    # The shortest tiles (in steps of 16) that achieve it.
+    assert len(starts) * (length - 16) - (len(starts) - 1) * overlap < size
 
 
-def test_tile_starts_examples():
-    assert tile_starts(512, 256, 32) == [0, 128, 256]
-    assert tile_starts(992, 512, 32) == [0, 480]
-    assert tile_starts(300, 512, 32) == [0]
+def test_tile_layout_examples():
+    assert tile_layout(512, 256, 32) == (192, [0, 160, 320])
+    assert tile_layout(992, 512, 32) == (512, [0, 480])
+    assert tile_layout(1024, 512, 32) == (368, [0, 328, 656])
+    assert tile_layout(300, 512, 32) == (300, [0])
+    assert tile_layout(70, 32, 16) == (32, [0, 12, 24, 38])
 
 
 def test_blend_window_values():
@@ -141,7 +144,7 @@ def test_predict_tiled_multi_tile_is_close_on_a_natural_image(tiny):
     """Several tiles differ slightly from one pass (global attention/pooling), but stay > 45 dB.
 
     Measured with this untrained tiny model on the astronaut crop (384x512, tile 256, overlap 32,
-    six tiles): about 58 dB for mu.
+    six tiles of 208x192): about 53 dB for mu.
     """
     x = _natural(384, 512)
     with torch.inference_mode():

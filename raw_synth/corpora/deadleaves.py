@@ -184,12 +184,38 @@ def _paint_holes(
 
     Every box row of every disk looks up its stretch of holes with a binary search, so the work
     is the number of box rows plus the holes inside the boxes, not the box areas: once most of
-    the image is covered this is far less. Rows are handled in batches of at most
-    ``_PAIR_BUDGET`` (pixel, disk) candidates.
+    the image is covered this is far less. Disks are taken in runs of at most ``_PAIR_BUDGET``
+    box rows, and rows in batches of at most ``_PAIR_BUDGET`` (pixel, disk) candidates.
     """
     rows = y1 - y0 + 1
-    row_disk = np.repeat(np.arange(r.size), rows)
-    row_y = y0[row_disk] + (np.arange(row_disk.size) - np.repeat(np.cumsum(rows) - rows, rows))
+    row_ends = np.cumsum(rows)
+    first_disk = 0
+    while first_disk < r.size:
+        done = int(row_ends[first_disk - 1]) if first_disk else 0
+        stop_disk = max(first_disk + 1, int(np.searchsorted(row_ends, done + _PAIR_BUDGET, side="right")))
+        _paint_holes_run(labels, width, holes, base, first_disk, stop_disk, cy, cx, r, y0, rows, x0, x1)
+        first_disk = stop_disk
+
+
+def _paint_holes_run(
+    labels: np.ndarray,
+    width: int,
+    holes: np.ndarray,
+    base: int,
+    start: int,
+    stop: int,
+    cy: np.ndarray,
+    cx: np.ndarray,
+    r: np.ndarray,
+    y0: np.ndarray,
+    rows: np.ndarray,
+    x0: np.ndarray,
+    x1: np.ndarray,
+) -> None:
+    """:func:`_paint_holes` for disks ``start:stop``."""
+    n_rows = rows[start:stop]
+    row_disk = np.repeat(np.arange(start, stop), n_rows)
+    row_y = y0[row_disk] + (np.arange(row_disk.size) - np.repeat(np.cumsum(n_rows) - n_rows, n_rows))
     row_start = row_y * width
     lo = np.searchsorted(holes, row_start + x0[row_disk])
     hi = np.searchsorted(holes, row_start + x1[row_disk], side="right")
@@ -199,16 +225,16 @@ def _paint_holes(
     while first < row_disk.size:
         # Rows first..stop hold at most _PAIR_BUDGET candidates (always at least one row).
         done = int(ends[first - 1]) if first else 0
-        stop = max(first + 1, int(np.searchsorted(ends, done + _PAIR_BUDGET, side="right")))
-        n = count[first:stop]
-        pair_row = np.repeat(np.arange(first, stop), n)
+        last = max(first + 1, int(np.searchsorted(ends, done + _PAIR_BUDGET, side="right")))
+        n = count[first:last]
+        pair_row = np.repeat(np.arange(first, last), n)
         if pair_row.size:
             pix = holes[lo[pair_row] + (np.arange(pair_row.size) - np.repeat(np.cumsum(n) - n, n))]
             disk = row_disk[pair_row]
             dy2 = (row_y[pair_row] - cy[disk]) ** 2
-            inside = dy2 + (pix - row_start[pair_row] - cx[disk]) ** 2 <= (r * r)[disk]
+            inside = dy2 + (pix - row_start[pair_row] - cx[disk]) ** 2 <= r[disk] * r[disk]
             np.minimum.at(labels, pix[inside], base + disk[inside])
-        first = stop
+        first = last
 
 
 def _paint_disks(
@@ -335,17 +361,18 @@ def dead_leaves(
     gy, gx = strength * np.sin(angle) / r, strength * np.cos(angle) / r
 
     # Per-pixel shading ramp: 1 + g . (p - c); float32 is ample for values near 1. One table
-    # row per leaf (offset, gy, gx, R, G, B), looked up once per pixel.
-    table = np.empty((n, 6), dtype=np.float32)
+    # row per leaf (offset, gy, gx), looked up once per pixel, then the colours.
+    table = np.empty((n, 3), dtype=np.float32)
     table[:, 0] = 1.0 - gy * cy - gx * cx
     table[:, 1] = gy
     table[:, 2] = gx
-    table[:, 3:] = colours
-    leaf = np.take(table, labels, axis=0)  # (H, W, 6)
+    leaf = np.take(table, labels, axis=0)  # (H, W, 3)
     ys = np.arange(height, dtype=np.float32)[:, None]
     xs = np.arange(width, dtype=np.float32)[None, :]
     ramp = leaf[..., 0] + leaf[..., 1] * ys + leaf[..., 2] * xs
-    img = leaf[..., 3:] * ramp[..., None]
+    del leaf
+    img = np.take(colours.astype(np.float32), labels, axis=0)  # (H, W, 3)
+    img *= ramp[..., None]
     if blur_sigma > 0:
         img = ndimage.gaussian_filter(img, sigma=(blur_sigma, blur_sigma, 0.0), mode="reflect")
     return np.clip(img, 0.0, 1.0, out=img)

@@ -12,8 +12,8 @@ For each N and worker count it measures
 * **CPU ms per pair** of both (``getrusage`` of this process and its reaped children, so the
   cluster's workers count once the cluster has closed; the engine-alone processes report their
   own): less sensitive than pairs/s to other jobs sharing the cores;
-* **peak RSS per worker** (``getrusage`` in the worker processes; for the in-process run this is
-  the whole client process);
+* **peak RSS per worker** (:func:`pipelines.worker.peak_rss_bytes`, ``VmHWM`` of each worker
+  process; for the in-process run this is the whole client process);
 * the 1-minute **load average** (``/proc/loadavg``) before and after each row, since other jobs
   sharing the cores slow every figure down.
 

@@ -245,7 +245,7 @@ class SSDNetEngine:
 
         from raw_synth.inference import run_inference
 
-        rgb = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(self.device)
+        rgb = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous().to(self.device)
         generators = None
         if self.options.test_resample:
             generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]

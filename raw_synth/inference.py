@@ -294,8 +294,9 @@ def _check_input(rgb: torch.Tensor) -> None:
 
 def _predict_tile(model: nn.Module, rgb: torch.Tensor, with_sigma: bool, channels_last: bool,
                   autocast: torch.autocast | None) -> dict[str, torch.Tensor | None]:
-    if channels_last:
-        rgb = rgb.contiguous(memory_format=torch.channels_last)
+    # A dense tile in the memory format the model expects (a slice, or an NHWC-strided view of a
+    # numpy image, would otherwise switch convolutions to another, slower layout).
+    rgb = rgb.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     with autocast if autocast is not None else contextlib.nullcontext():
         out = model.predict(rgb, with_sigma=with_sigma)
     if with_sigma and out.get("sigma") is None:

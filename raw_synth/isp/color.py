@@ -187,7 +187,10 @@ def inverse_smoothstep(y: Array) -> Array:
     """Inverse of :func:`smoothstep` on [0, 1]: ``0.5 - sin(asin(1 - 2y) / 3)``.
 
     The input is clipped to [0, 1] first, as in Brooks et al. The torch gradient is finite
-    inside (0, 1) and infinite at the two end points (the curve is vertical there).
+    inside (0, 1) and infinite at the two end points (the curve is vertical there). numpy input
+    is solved with arithmetic and one square root (:func:`_inverse_smoothstep_inplace`), within
+    3e-16 (float64) or 1e-7 (float32; float16 is computed in float32) of the exact value, which
+    is closer than the ``asin`` formula gets in float32 near 0 and 1.
 
     Args:
         y: Tone-mapped values of any shape.

@@ -31,7 +31,8 @@ def test_sound_store_passes(tmp_path: Path, fmt: str) -> None:
 
 def test_flipped_byte_in_zarr_chunk(tmp_path: Path) -> None:
     build_store(tmp_path, "zarr", n=10, shard_size=4)
-    chunk = tmp_path / _shard("zarr", 1) / "noisy" / "c" / "2" / "0" / "0" / "0"
+    # one Zarr shard file per array holds the shard's four sample chunks; corrupt the middle of it
+    chunk = tmp_path / _shard("zarr", 1) / "noisy" / "c" / "0" / "0" / "0" / "0"
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0xFF
     chunk.write_bytes(bytes(data))

@@ -23,7 +23,7 @@ import numpy as np
 from raw_synth.cfa import cfa_from_raw_pattern, pack, red_offset, unpack
 from raw_synth.errors import RawSynthError
 
-__all__ = ["N_TRANSFORMS", "dihedral", "crop_pair", "augment_pair", "transformed_cfa"]
+__all__ = ["N_TRANSFORMS", "dihedral", "crop_pair", "augment_pair", "colour_shift_pair", "transformed_cfa"]
 
 #: Number of symmetries of the square: 4 rotations, each optionally mirrored.
 N_TRANSFORMS = 8
@@ -141,4 +141,46 @@ def augment_pair(rgb: np.ndarray, raw: np.ndarray, k: int, patch: int) -> tuple[
     dy, dx = red_offset(transformed_cfa(k, height, width))
     rgb_out = np.ascontiguousarray(rgb_t[dy:dy + patch, dx:dx + patch])
     raw_out = np.ascontiguousarray(pack(mosaic_t[dy:dy + patch, dx:dx + patch], "RGGB"))
+    return rgb_out, raw_out
+
+
+def colour_shift_pair(rgb: np.ndarray, raw: np.ndarray, gains: "tuple[float, float, float] | np.ndarray",
+                      cam_to_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Recolour an aligned pair as if the scene had reflected light of other colours.
+
+    The RAW is scaled per colour, ``raw'[R] = g_R raw[R]``, ``raw'[G] = g_G raw[G]``,
+    ``raw'[B] = g_B raw[B]``: the camera reading of a scene whose spectra were tinted. Because
+    the developer that rendered the sRGB (LibRaw: white balance, a row-normalised camera-to-sRGB
+    matrix ``C``, BT.709 curve) is linear until the curve, the matching sRGB is
+    ``bt709(clip(C diag(g) C^-1 bt709^-1(rgb)))`` with no demosaicing to redo. This is how a few
+    real pairs teach a model colours they do not contain. The sRGB side is exact where the
+    original was not clipped (saturated pixels lost their true value when the photo was made).
+
+    Args:
+        rgb: ``(H, W, 3)`` float sRGB in ``[0, 1]``, BT.709-encoded as LibRaw writes it.
+        raw: ``(4, H/2, W/2)`` packed RGGB RAW aligned with ``rgb``, in ``[0, 1]``.
+        gains: ``(g_R, g_G, g_B)``, positive; at most 1 keeps the RAW from clipping.
+        cam_to_rgb: ``(3, 3)`` white-balanced camera to linear sRGB matrix of the camera that took
+            the pair (rows sum to 1; :func:`raw_synth.isp.color.cam_to_rgb_from_xyz_to_cam`).
+
+    Returns:
+        ``(rgb_out, raw_out)``: new float32 arrays of the input shapes.
+
+    Raises:
+        RawSynthError: On mismatched shapes or non-positive gains.
+    """
+    from raw_synth.training.colour import bt709_decode, bt709_encode
+
+    _check_pair(rgb, raw)
+    gains = np.asarray(gains, dtype=np.float64)
+    cam_to_rgb = np.asarray(cam_to_rgb, dtype=np.float64)
+    if gains.shape != (3,) or not np.isfinite(gains).all() or (gains <= 0).any():
+        raise RawSynthError(f"colour shift gains must be 3 positive numbers, got {gains.tolist()}")
+    if cam_to_rgb.shape != (3, 3):
+        raise RawSynthError(f"cam_to_rgb: expected shape (3, 3), got {cam_to_rgb.shape}")
+    transform = cam_to_rgb @ np.diag(gains) @ np.linalg.inv(cam_to_rgb)
+    linear = bt709_decode(rgb) @ transform.T
+    rgb_out = bt709_encode(np.clip(linear, 0.0, 1.0)).astype(np.float32)
+    plane_gains = np.array([gains[0], gains[1], gains[1], gains[2]], dtype=np.float32)
+    raw_out = np.clip(raw * plane_gains[:, None, None], 0.0, 1.0).astype(np.float32)
     return rgb_out, raw_out

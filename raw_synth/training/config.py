@@ -207,6 +207,11 @@ class DataConfig:
             training area fits the crop, as BasicSR's paired dataset) or ``area`` (in
             proportion to the training area, so every pixel is equally likely).
         render: :class:`RenderConfig` for camera-RAW files.
+        colour_shift: Range, in stops, of the random per-colour RAW gains of the colour-shift
+            augmentation (:func:`raw_synth.training.augment.colour_shift_pair`): each of R, G, B
+            gets ``2 ** U(-colour_shift, colour_shift)``, then all are divided by the largest.
+            0 turns it off. Needs the camera facts of camera-RAW data; other pairs are not shifted.
+        colour_shift_p: Share of training crops that are colour-shifted.
     """
 
     layout: str = "auto"
@@ -218,9 +223,15 @@ class DataConfig:
     num_workers: int = 0
     sampling: str = "image"
     render: RenderConfig = field(default_factory=RenderConfig)
+    colour_shift: float = 0.0
+    colour_shift_p: float = 0.5
 
     def __post_init__(self) -> None:
         _choice(self.layout, LAYOUTS, "data", "layout")
+        object.__setattr__(self, "colour_shift", _number(self.colour_shift, "data", "colour_shift", minimum=0))
+        object.__setattr__(self, "colour_shift_p", _number(self.colour_shift_p, "data", "colour_shift_p", minimum=0))
+        if self.colour_shift_p > 1:
+            raise RawSynthError(f"{_where('data', 'colour_shift_p')}: must be <= 1, got {self.colour_shift_p!r}")
         _choice(self.sampling, SAMPLINGS, "data", "sampling")
         object.__setattr__(self, "raw_max", _number(self.raw_max, "data", "raw_max", positive=True))
         for key in ("clip_raw", "augment", "cache", "in_memory"):
@@ -392,11 +403,19 @@ class ExportConfig:
     Attributes:
         camera: ``{"name": str, "wb_gains": [4 floats], "xyz_to_cam": [[3x3]]}`` or None to take
             it from the training data's metadata.
+        colour: Where the white balance and colour matrix of ``camera = None`` come from:
+            ``training`` (the training camera's facts; averaged over cameras if several),
+            ``measured`` (photograph a virtual chart with the trained model,
+            :func:`raw_synth.training.colour.measure_colour`), or ``auto``: ``measured`` when the
+            data holds several cameras (whose averaged facts do not describe the blend the model
+            learns), else ``training``.
     """
 
     camera: dict[str, Any] | None = None
+    colour: str = "auto"
 
     def __post_init__(self) -> None:
+        _choice(self.colour, ("auto", "training", "measured"), "export", "colour")
         if self.camera is None:
             return
         from raw_synth.training.export import check_camera  # local: avoids an import cycle
@@ -492,9 +511,11 @@ BUILTIN_CONFIGS: dict[str, dict[str, Any]] = {
             "progressive": [[1600, 32, 32], [2800, 64, 12], [3200, 96, 8]],
             "checkpoint_every": 200, "device": "cpu", "threads": 1,
         },
-        "data": {"layout": "auto", "sampling": "image", "num_workers": 0, "in_memory": True},
+        "data": {"layout": "auto", "sampling": "image", "num_workers": 0, "in_memory": True,
+                 "colour_shift": 1.0, "colour_shift_p": 0.5},
         "val": {"every": 400, "holdout": "auto", "fraction": 0.25, "crops_per_image": 1, "patch": None},
         "logger": {"log_every": 20, "progress": True, "plot": True},
+        "export": {"colour": "auto"},
     },
 }
 

@@ -45,7 +45,7 @@ import torch
 
 from raw_synth.cfa import pack, red_offset, unify, unpack
 from raw_synth.errors import RawSynthError
-from raw_synth.training.augment import N_TRANSFORMS, augment_pair, crop_pair
+from raw_synth.training.augment import N_TRANSFORMS, augment_pair, colour_shift_pair, crop_pair
 from raw_synth.training.config import DataConfig, RenderConfig, ValConfig
 
 __all__ = [
@@ -604,7 +604,8 @@ def sample_training_crop(data: TrainingData, rng: np.random.Generator, patch: in
         data: The training data.
         rng: Generator for this crop.
         patch: RGB side of the output (even).
-        augment: Apply a random phase-safe flip / rotation.
+        augment: Apply a random phase-safe flip / rotation and, when ``data.config.colour_shift``
+            is set, the colour-shift augmentation to a share ``colour_shift_p`` of the crops.
 
     Returns:
         ``(rgb (patch, patch, 3), raw (4, patch/2, patch/2))`` float32.
@@ -629,7 +630,20 @@ def sample_training_crop(data: TrainingData, rng: np.random.Generator, patch: in
     k = int(rng.integers(0, N_TRANSFORMS)) if augment else 0
     pair = data.image(index)
     rgb, raw = crop_pair(pair.rgb, pair.raw, y, x, need)
-    return augment_pair(rgb, raw, k, patch)
+    rgb, raw = augment_pair(rgb, raw, k, patch)
+    shift = data.config.colour_shift
+    camera = data.sources[index].camera
+    if augment and shift > 0 and camera is not None and rng.random() < data.config.colour_shift_p:
+        # drawn after everything above, so crops without the shift are those of a run without it
+        gains = np.exp2(rng.uniform(-shift, shift, size=3))
+        rgb, raw = colour_shift_pair(rgb, raw, gains / gains.max(), _cam_to_rgb(camera))
+    return rgb, raw
+
+
+def _cam_to_rgb(camera: dict[str, Any]) -> np.ndarray:
+    from raw_synth.isp.color import cam_to_rgb_from_xyz_to_cam
+
+    return cam_to_rgb_from_xyz_to_cam(np.asarray(camera["xyz_to_cam"], dtype=np.float64))
 
 
 def validation_crops(data: TrainingData, val: ValConfig, seed: int) -> list[tuple[str, np.ndarray, np.ndarray]]:

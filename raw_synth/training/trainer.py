@@ -234,13 +234,25 @@ def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> Path | None:
     return png_path
 
 
-def _camera_extra(config: TrainConfig, data: TrainingData) -> dict[str, Any]:
-    """The checkpoint's camera facts: ``export.camera`` or the training cameras, weighted by crop share."""
+def _camera_extra(config: TrainConfig, data: TrainingData, model: torch.nn.Module) -> dict[str, Any]:
+    """The checkpoint's camera facts: ``export.camera``, the training cameras (weighted by crop
+    share), or the model's own colour response measured on a virtual chart (``export.colour``)."""
     if config.export.camera is not None:
         return dict(config.export.camera)
     pixels = data.train_pixels()
     weights = [float(p) if config.data.sampling == "area" else float(p > 0) for p in pixels]
-    return combined_camera([(s.camera, w) for s, w in zip(data.sources, weights)])
+    camera = combined_camera([(s.camera, w) for s, w in zip(data.sources, weights)])
+    mode = config.export.colour
+    if mode == "auto":
+        mode = "measured" if "cameras" in camera else "training"
+    if mode == "training":
+        return camera
+    from raw_synth.training.colour import measure_colour, model_predictor
+
+    fit = measure_colour(model_predictor(model))
+    trained_on = camera.get("cameras") or [{key: camera[key] for key in ("name", "wb_gains", "xyz_to_cam")}]
+    name = camera["name"] if camera["name"].startswith("mixed") else f"as learned from {camera['name']}"
+    return fit.to_camera(f"{name} (colour measured)", cameras=trained_on)
 
 
 def _export(path: Path, model: torch.nn.Module, config: TrainConfig, data: TrainingData, *, steps: int,
@@ -266,7 +278,7 @@ def _export(path: Path, model: torch.nn.Module, config: TrainConfig, data: Train
         "val_ssim": None if not last_val else last_val.get("val_ssim"),
         "raw_synth_version": __version__,
     }
-    extra = {"camera": _camera_extra(config, data), "training": training}
+    extra = {"camera": _camera_extra(config, data, model), "training": training}
     return save_model(path, model, kind="ssdnet-isp", extra=extra)
 
 

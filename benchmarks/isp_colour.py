@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
 
     engines: list[tuple[str, Any]] = [("upi", create_engine("upi"))]
     for model in args.model or [str(bundled_checkpoint())]:
-        engines.append((f"ssdnet {Path(model).name}", create_engine("ssdnet", checkpoint=model)))
+        label = Path(model).name if Path(model).name != "model.safetensors" else Path(model).parent.name
+        engines.append((f"ssdnet {label}", create_engine("ssdnet", checkpoint=model)))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, engine in engines:

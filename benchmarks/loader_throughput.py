@@ -30,7 +30,7 @@ def make_store(out: Path, n: int, patch: int) -> Path:
     from pipelines.config import GenerateConfig
     from pipelines.run import generate
 
-    generate(GenerateConfig(n=n, out=str(out), src="deadleaves", cameras="sidd", patch=patch,
+    generate(GenerateConfig(n=n, out=str(out), src="deadleaves", engine="upi", cameras="sidd", patch=patch,
                             shard_size=max(1, n // 4), workers=1, seed=0), progress=False)
     return out
 

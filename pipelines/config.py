@@ -51,7 +51,8 @@ class GenerateConfig:
         out: Store folder (``--out``); created if missing.
         src: Input images: a folder, a glob, a list file, ``"samples"`` or ``"deadleaves"``.
         engine: Inverse ISP, ``"upi"`` or ``"ssdnet"``.
-        model: SSDNet checkpoint (``.safetensors``), required with ``engine="ssdnet"``.
+        model: SSDNet checkpoint (``.safetensors``) of ``engine="ssdnet"``; ``None`` takes the
+            bundled one (:func:`raw_synth.engine.bundled_checkpoint`).
         cameras: Comma list of ``sidd`` (the five SIDD phones), ``eld`` (the five ELD cameras),
             bundled profile names and profile YAML paths; each sample picks one uniformly.
         patch: Side of the square sRGB crop in pixels (even); the RAW is ``(4, patch/2, patch/2)``.
@@ -69,7 +70,7 @@ class GenerateConfig:
     n: int
     out: str | Path
     src: str = "deadleaves"
-    engine: str = "upi"
+    engine: str = "ssdnet"
     model: str | Path | None = None
     cameras: str = "sidd"
     patch: int = 256
@@ -125,8 +126,12 @@ def check_config(config: GenerateConfig) -> None:
         raise RawSynthError(f"--engine: unknown engine {config.engine!r}: expected one of {', '.join(list_engines())}")
     if config.engine == "ssdnet":
         if config.model is None:
-            raise RawSynthError("--model: engine 'ssdnet' needs a checkpoint (--model CKPT.safetensors)")
-        if not Path(config.model).is_file():
+            from raw_synth.engine import bundled_checkpoint
+
+            if bundled_checkpoint() is None:
+                raise RawSynthError("--model: this install has no bundled SSDNet checkpoint; pass --model "
+                                    "CKPT.safetensors or use --engine upi")
+        elif not Path(config.model).is_file():
             raise RawSynthError(f"--model: {config.model}: checkpoint file not found")
     elif config.model is not None:
         raise RawSynthError(f"--model: only used with --engine ssdnet, not with {config.engine!r}")

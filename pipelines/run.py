@@ -277,8 +277,13 @@ def generate(config: GenerateConfig, progress: bool = True) -> GenerateSummary:
     began = time.perf_counter()
     check_config(config)
     out = Path(config.out).expanduser().resolve()
+    model = config.model
+    if model is None and config.engine == "ssdnet":
+        from raw_synth.engine import bundled_checkpoint
+
+        model = bundled_checkpoint()
     config = GenerateConfig(**{**config.__dict__, "out": str(out),
-                               "model": None if config.model is None else str(Path(config.model).resolve())})
+                               "model": None if model is None else str(Path(model).resolve())})
     cameras = resolve_cameras(config.cameras)
     sources = resolve_sources(config.src, int(config.patch))
     model_sha = _file_sha256(Path(config.model)) if config.model is not None else None

@@ -137,14 +137,16 @@ def _expand_images(images: tuple[str, ...]) -> list[tuple[str, Callable[[], Any]
 @click.argument("images", nargs=-1, required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the DNG files (created if needed).")
-@click.option("--engine", "engine_name", default="upi", show_default=True, type=click.Choice(["upi", "ssdnet"]),
-              help="Inverse ISP that makes the RAW.")
+@click.option("--engine", "engine_name", default="ssdnet", show_default=True, type=click.Choice(["upi", "ssdnet"]),
+              help="Inverse ISP that makes the RAW: the learned SSDNet or Unprocessing.")
+@click.option("--model", default=None, help="SSDNet checkpoint (default: the bundled one).")
 @click.option("--camera", default="canon-eos-550d", show_default=True,
               help="Camera profile (bundled name or YAML path): CFA, bit depth, black and white level.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random camera of each image.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random camera of each image (upi).")
 @click.option("--preview/--no-preview", default=False, help="Also write a PNG of the RAW rendered back to sRGB.")
 @_friendly_errors
-def convert(images: tuple[str, ...], out_dir: Path, engine_name: str, camera: str, seed: int, preview: bool) -> None:
+def convert(images: tuple[str, ...], out_dir: Path, engine_name: str, model: str | None, camera: str, seed: int,
+            preview: bool) -> None:
     """Convert sRGB IMAGES to camera RAW written as DNG files.
 
     IMAGES are image files, or the word 'samples' for the built-in photos.
@@ -155,7 +157,9 @@ def convert(images: tuple[str, ...], out_dir: Path, engine_name: str, camera: st
     from raw_synth.engine import create_engine
 
     profile = get_profile(camera)
-    engine = create_engine(engine_name)
+    if model is not None and engine_name != "ssdnet":
+        raise RawSynthError(f"--model: only used with --engine ssdnet, not with {engine_name!r}")
+    engine = create_engine(engine_name, **({"checkpoint": model} if model is not None else {}))
     items = _expand_images(images)
     out_dir.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
@@ -286,8 +290,8 @@ def noise_eval(sidd_dir: Path, models: str | None, out_dir: Path, camera_codes: 
               help="Store folder (re-running the same command resumes).")
 @click.option("--src", default="deadleaves", show_default=True,
               help="Inputs: a folder (recursive), a glob, a list file, 'samples' or 'deadleaves'.")
-@click.option("--engine", "engine_name", default="upi", show_default=True, type=click.Choice(["upi", "ssdnet"]),
-              help="Inverse ISP: Unprocessing or the learned SSDNet.")
+@click.option("--engine", "engine_name", default="ssdnet", show_default=True, type=click.Choice(["upi", "ssdnet"]),
+              help="Inverse ISP: the learned SSDNet (bundled checkpoint unless --model) or Unprocessing.")
 @click.option("--model", default=None, help="SSDNet checkpoint (default: the bundled one).")
 @click.option("--cameras", default="sidd", show_default=True,
               help="Comma list of camera profiles: 'sidd', 'eld', bundled names or YAML paths.")

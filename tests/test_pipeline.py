@@ -24,7 +24,7 @@ from raw_synth.store import open_shards, verify_store
 REPO = Path(__file__).resolve().parents[1]
 
 #: The configuration most tests share: 12 pairs, 3 shards, SIDD + ELD cameras (all noise models).
-BASE = dict(n=12, patch=32, shard_size=4, cameras="sidd,eld", seed=7, workers=1)
+BASE = dict(n=12, patch=32, shard_size=4, cameras="sidd,eld", seed=7, workers=1, engine="upi")
 
 
 def _config(out: Path, **changes) -> GenerateConfig:
@@ -91,13 +91,14 @@ def test_plan_shards() -> None:
         plan_shards(10, 0)
 
 
-def test_config_errors(tmp_path: Path) -> None:
+def test_config_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cases = [
         (dict(patch=33), "--patch: expected an even number of pixels >= 2, got 33"),
         (dict(n=0), "--n: expected an integer >= 1, got 0"),
         (dict(format="tfrecord"), "--format: expected one of zarr, hdf5, got 'tfrecord'"),
         (dict(model="x.safetensors"), "--model: only used with --engine ssdnet, not with 'upi'"),
-        (dict(engine="ssdnet"), "--model: engine 'ssdnet' needs a checkpoint (--model CKPT.safetensors)"),
+        (dict(engine="ssdnet", model=str(tmp_path / "none.safetensors")),
+         f"--model: {tmp_path / 'none.safetensors'}: checkpoint file not found"),
         (dict(uncertainty=True), "--uncertainty: needs --engine ssdnet (its variance head), not 'upi'"),
         (dict(clean_dtype="int8"), "--clean-dtype: expected float16 or float32, got 'int8'"),
         (dict(workers=0), "--workers: expected an integer >= 1, got 0"),
@@ -106,6 +107,14 @@ def test_config_errors(tmp_path: Path) -> None:
         with pytest.raises(RawSynthError) as info:
             check_config(_config(tmp_path / "x", **changes))
         assert str(info.value) == message
+    check_config(_config(tmp_path / "x", engine="ssdnet"))  # the bundled checkpoint
+    import raw_synth.engine
+
+    monkeypatch.setattr(raw_synth.engine, "BUNDLED_CHECKPOINT", tmp_path / "absent.safetensors")
+    with pytest.raises(RawSynthError, match=r"^--model: this install has no bundled SSDNet checkpoint; pass --model "
+                                            r"CKPT.safetensors or use --engine upi$"):
+        check_config(_config(tmp_path / "x", engine="ssdnet"))
+    monkeypatch.undo()
     with pytest.raises(RawSynthError, match=r"^--cameras: unknown camera profile 'nikon-z9'"):
         generate(_config(tmp_path / "y", cameras="sidd,nikon-z9"), progress=False)
     assert not (tmp_path / "y").exists()

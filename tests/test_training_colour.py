@@ -138,3 +138,24 @@ def test_training_exports_measured_colour_facts(tmp_path) -> None:
     with pytest.raises(RawSynthError, match=r"export.colour"):
         cfg["export"] = {"colour": "guess"}
         train_isp(cfg, data, tmp_path / "other")
+
+
+def test_bundled_checkpoint_carries_its_own_measured_colour() -> None:
+    from raw_synth.checkpoint import load_model
+    from raw_synth.engine import bundled_checkpoint, create_engine
+    from raw_synth.training.colour import model_predictor
+
+    path = bundled_checkpoint()
+    if path is None:
+        pytest.skip("no bundled checkpoint in this checkout")
+    model, meta = load_model(path, kind="ssdnet-isp")
+    camera = meta["extra"]["camera"]
+    assert camera["name"].endswith("(colour measured)") and len(camera["cameras"]) == 3
+    fit = measure_colour(model_predictor(model))
+    np.testing.assert_allclose(camera["wb_gains"], fit.wb_gains, rtol=1e-4)
+    np.testing.assert_allclose(camera["xyz_to_cam"], fit.xyz_to_cam, rtol=1e-4, atol=1e-6)
+    # the engine hands exactly these facts to every DNG it makes
+    engine = create_engine("ssdnet")
+    result = engine.convert(np.full((32, 32, 3), 0.5, np.float32), np.random.default_rng(0))
+    assert result.wb_gains == tuple(camera["wb_gains"])
+    np.testing.assert_array_equal(result.xyz_to_cam, np.asarray(camera["xyz_to_cam"]))

@@ -212,6 +212,8 @@ class DataConfig:
             gets ``2 ** U(-colour_shift, colour_shift)``, then all are divided by the largest.
             0 turns it off. Needs the camera facts of camera-RAW data; other pairs are not shifted.
         colour_shift_p: Share of training crops that are colour-shifted.
+        exposure_shift: Also darken colour-shifted crops by ``2 ** -U(0, exposure_shift)`` (the
+            same relation with equal gains: a dimmer scene); 0 turns it off.
     """
 
     layout: str = "auto"
@@ -225,11 +227,13 @@ class DataConfig:
     render: RenderConfig = field(default_factory=RenderConfig)
     colour_shift: float = 0.0
     colour_shift_p: float = 0.5
+    exposure_shift: float = 0.0
 
     def __post_init__(self) -> None:
         _choice(self.layout, LAYOUTS, "data", "layout")
         object.__setattr__(self, "colour_shift", _number(self.colour_shift, "data", "colour_shift", minimum=0))
         object.__setattr__(self, "colour_shift_p", _number(self.colour_shift_p, "data", "colour_shift_p", minimum=0))
+        object.__setattr__(self, "exposure_shift", _number(self.exposure_shift, "data", "exposure_shift", minimum=0))
         if self.colour_shift_p > 1:
             raise RawSynthError(f"{_where('data', 'colour_shift_p')}: must be <= 1, got {self.colour_shift_p!r}")
         _choice(self.sampling, SAMPLINGS, "data", "sampling")
@@ -512,7 +516,7 @@ BUILTIN_CONFIGS: dict[str, dict[str, Any]] = {
             "checkpoint_every": 200, "device": "cpu", "threads": 1,
         },
         "data": {"layout": "auto", "sampling": "image", "num_workers": 0, "in_memory": True,
-                 "colour_shift": 1.0, "colour_shift_p": 0.5},
+                 "colour_shift": 1.5, "colour_shift_p": 0.7, "exposure_shift": 2.0},
         "val": {"every": 400, "holdout": "auto", "fraction": 0.25, "crops_per_image": 1, "patch": None},
         "logger": {"log_every": 20, "progress": True, "plot": True},
         "export": {"colour": "auto"},

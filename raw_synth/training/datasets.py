@@ -636,7 +636,10 @@ def sample_training_crop(data: TrainingData, rng: np.random.Generator, patch: in
     if augment and shift > 0 and camera is not None and rng.random() < data.config.colour_shift_p:
         # drawn after everything above, so crops without the shift are those of a run without it
         gains = np.exp2(rng.uniform(-shift, shift, size=3))
-        rgb, raw = colour_shift_pair(rgb, raw, gains / gains.max(), _cam_to_rgb(camera))
+        gains /= gains.max()
+        if data.config.exposure_shift > 0:
+            gains *= np.exp2(-rng.uniform(0.0, data.config.exposure_shift))
+        rgb, raw = colour_shift_pair(rgb, raw, gains, _cam_to_rgb(camera))
     return rgb, raw
 
 

@@ -7,7 +7,7 @@ thing), renders the DNG with LibRaw the way the training pairs were made (rawpy 
 with the camera white balance, no auto-brightening, 16 bit, default BT.709 curve) and compares
 the rendering with the photo that went in::
 
-    python benchmarks/isp_colour.py [--model CKPT ...] [--size 512] [--json OUT.json]
+    python benchmarks/isp_colour.py [--model CKPT ...] [--size 512] [--json OUT.json] [--figure PNG]
 
 For every engine and photo it reports:
 
@@ -19,7 +19,8 @@ For every engine and photo it reports:
 * ``cast a* / b*``: the mean CIELAB a* (green-/magenta+) and b* (blue-/yellow+) shift.
 
 Engines: ``upi`` (a random Brooks et al. camera per photo, seed 0) and ``ssdnet`` for each
-``--model`` (default: the bundled checkpoint).
+``--model`` (default: the bundled checkpoint). ``--figure`` draws one row per photo: the input and
+each engine's DNG as LibRaw renders it (``docs/convert_round_trip.png``).
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="append", default=None, help="ssdnet checkpoint(s); default: bundled")
     parser.add_argument("--size", type=int, default=512, help="largest side used of each photo (top-left crop)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--figure", type=Path, default=None, help="PNG grid: input and each engine's LibRaw rendering")
     args = parser.parse_args(argv)
 
     from raw_synth.convert import crop_to_even
@@ -94,12 +96,14 @@ def main(argv: list[str] | None = None) -> int:
         label = Path(model).name if Path(model).name != "model.safetensors" else Path(model).parent.name
         engines.append((f"ssdnet {label}", create_engine("ssdnet", checkpoint=model)))
     rows = []
+    pictures: dict[str, list[np.ndarray]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for label, engine in engines:
             for index, photo in enumerate(sample_names()):
                 rgb = crop_to_even(load_sample(photo)[: args.size, : args.size])
                 rendered = round_trip(engine, f"{index}-{photo}", rgb, Path(tmp), index)
                 rows.append({"engine": label, "photo": photo, **compare(rgb, rendered)})
+                pictures.setdefault(photo, [rgb]).append(rendered)
     print("| engine | photo | exposure | PSNR (dB) | dE00 | cast a* / b* |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for label, _ in engines:
@@ -110,7 +114,36 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['cast_a']:+.1f} / {r['cast_b']:+.1f} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
+    if args.figure:
+        figure(pictures, ["input photo"] + [f"{label} -> DNG -> LibRaw" for label, _ in engines], rows, args.figure)
     return 0
+
+
+def figure(pictures: dict[str, list[np.ndarray]], titles: list[str], rows: list[dict[str, Any]], path: Path) -> None:
+    """One row per photo: the input, then each engine's rendering, with its dE00 in the title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(pictures)
+    fig, axes = plt.subplots(len(names), len(titles), figsize=(3.2 * len(titles), 3.0 * len(names)), squeeze=False)
+    for r, name in enumerate(names):
+        for c, image in enumerate(pictures[name]):
+            ax = axes[r, c]
+            ax.imshow(np.clip(image, 0, 1))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            title = titles[c] if r == 0 else ""
+            if c > 0:
+                score = [x for x in rows if x["photo"] == name][c - 1]
+                title = (title + "\n" if title else "") + f"dE00 {score['de00']:.1f}, exposure {score['exposure']:.2f}"
+            ax.set_title(title, fontsize=9)
+        axes[r, 0].set_ylabel(name)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -4,28 +4,33 @@ Measures, for each preset (``tiny``, ``small``, ``ssdnet-paper``), the throughpu
 ``model.predict(x)`` (mean head only, one tile) in megapixels of input RGB per second, with:
 
 * ``fp32``           - eager float32, contiguous (NCHW) tensors: the engine's default;
+* ``fp32-1thread``   - the same on one torch thread (what a pipeline worker uses);
+* ``fp32-passive``   - the same with ``OMP_WAIT_POLICY=PASSIVE`` (OpenMP threads sleep instead
+  of spinning at barriers; matters when other processes load the machine);
 * ``channels_last``  - weights and input in channels-last memory format;
 * ``bf16``           - CPU autocast to bfloat16 (``tiny`` only: emulated, and so very slow, on
   CPUs without AVX512-BF16/AMX);
-* ``jit``            - TorchScript (``torch.jit.trace`` + ``freeze``), when it traces;
+* ``jit``            - TorchScript (``torch.jit.trace`` + ``freeze``);
 * ``onnxruntime``    - ONNX Runtime, only when ``onnx`` and ``onnxruntime`` are installed;
-* ``compile``        - ``torch.compile`` (inductor), with ``--compile`` (slow to compile);
-* ``fp32-1thread``   - the default with one torch thread (what a pipeline worker uses);
-* ``engine``         - the whole ``SSDNetEngine.convert`` on a larger image (tiles of 512 with
-  32 overlap, numpy in and out), ``tiny`` only.
+* ``compile``        - ``torch.compile`` (inductor), with ``--compile`` (``tiny``; minutes to compile);
+* ``engine``         - the whole ``SSDNetEngine.convert`` of a 1024x1024 image (default tiles of
+  512 with 32 overlap, numpy in and out), ``tiny`` only.
 
-Every configuration runs in a fresh subprocess twice: with glibc's default allocator settings
-and with :func:`raw_synth.inference.tune_cpu_allocator` (mmap/trim thresholds at 1 GiB). Inside a
-subprocess the variants are interleaved over several rounds; the figure is the median over all
-timed calls. Other processes may share the machine: the 1-minute load average is recorded at
-each round. Also reported: FLOPs per megapixel (``torch.utils.flop_counter.FlopCounterMode``:
-convolutions and matrix products only, elementwise work not counted) and the machine's float32
-matmul rate on the same thread count, so the throughput can be read against it.
+Each (preset, variant, allocator) is measured in a fresh subprocess - one warm-up call, then up
+to ``--repeats`` timed calls - once with glibc's default allocator settings and once after
+:func:`raw_synth.inference.tune_cpu_allocator` (mmap/trim thresholds at 1 GiB). All of them are
+repeated ``--cycles`` times in interleaved order; a figure is the median over all timed calls.
+Besides wall time, each call's process CPU time and minor page faults are recorded: on a machine
+that other processes load, CPU time is the steadier measure for one thread.
+The 1-minute load average is recorded at each call.
+
+Also reported: FLOPs per megapixel (``torch.utils.flop_counter.FlopCounterMode``: convolutions
+and matrix products; elementwise work is not counted) and the machine's float32 matmul rate
+(2048^3) on the same thread count, to read the throughput against.
 
 Usage::
 
-    python benchmarks/isp_speed.py --threads 2 --repeats 5 --rounds 3 --cycles 2 \\
-        --json benchmarks/isp_speed.json [--compile]
+    python benchmarks/isp_speed.py --threads 2 --cycles 3 --json benchmarks/isp_speed.json [--compile]
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,11 +51,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-#: Default input side (pixels) per preset: the paper model is measured on a smaller image (slow).
-SIZES = {"tiny": 512, "small": 512, "ssdnet-paper": 128}
+#: Default input side (pixels) per preset: the larger models are measured on smaller images.
+SIZES = {"tiny": 512, "small": 256, "ssdnet-paper": 128}
 ENGINE_SIZE = 1024
-#: Compile times of the ``compile`` variant in this worker.
-COMPILE_SECONDS: list[float] = []
+VARIANTS = ("fp32", "fp32-1thread", "fp32-passive", "channels_last", "bf16", "jit", "onnxruntime", "compile",
+            "engine")
 
 
 def cpu_model() -> str:
@@ -66,16 +72,29 @@ def load1() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
+def applicable(preset: str, variant: str, threads: int, with_compile: bool) -> bool:
+    """Whether ``variant`` is measured for ``preset`` in this run."""
+    if variant in ("fp32-1thread", "fp32-passive") and threads == 1:
+        return False
+    if variant in ("bf16", "engine", "fp32-passive"):
+        return preset == "tiny"
+    if variant == "compile":
+        return with_compile and preset == "tiny"
+    if variant == "onnxruntime":
+        try:
+            import importlib.util
+
+            return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
+        except (ImportError, ValueError):
+            return False
+    return True
+
+
 # ------------------------------------------------------------------------------------ worker side
 
 
-def _timed(fn: Callable[[], Any], repeats: int, budget: float = float("inf")) -> list[tuple[float, float, int]]:
-    """``(wall seconds, process CPU seconds, minor page faults)`` of up to ``repeats`` calls.
-
-    Stops early once ``budget`` wall seconds are spent (at least one call is made).
-    """
-    import resource
-
+def _timed(fn: Callable[[], Any], repeats: int, budget: float) -> list[dict[str, float]]:
+    """Up to ``repeats`` calls (at least one; stops once ``budget`` wall seconds are spent)."""
     out = []
     began = time.perf_counter()
     for _ in range(repeats):
@@ -84,25 +103,15 @@ def _timed(fn: Callable[[], Any], repeats: int, budget: float = float("inf")) ->
         start = time.perf_counter()
         fn()
         wall = time.perf_counter() - start
-        out.append((wall, time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults))
+        out.append({"wall": wall, "cpu": time.process_time() - cpu,
+                    "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults, "load": load1()})
         if time.perf_counter() - began > budget:
             break
     return out
 
 
-def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
-    import torch
-
-    torch.set_num_threads(threads)
-    a = torch.rand(size, size)
-    b = torch.rand(size, size)
-    a @ b
-    best = statistics.median(wall for wall, _, _ in _timed(lambda: a @ b, repeats))
-    return 2 * size**3 / best / 1e9
-
-
-def _variants(preset: str, threads: int, with_compile: bool) -> dict[str, Callable[[], Callable[[], Any]]]:
-    """Variant name -> builder returning a zero-argument callable that runs one inference."""
+def _build(preset: str, variant: str) -> tuple[Callable[[], Any], dict[str, Any]]:
+    """A zero-argument callable running one inference of ``variant``, and facts about its set-up."""
     import numpy as np
     import torch
 
@@ -112,6 +121,7 @@ def _variants(preset: str, threads: int, with_compile: bool) -> dict[str, Callab
     torch.manual_seed(0)
     base = create_model(preset).eval()
     x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    info: dict[str, Any] = {}
 
     class MeanHead(torch.nn.Module):
         def __init__(self, model: torch.nn.Module) -> None:
@@ -121,57 +131,44 @@ def _variants(preset: str, threads: int, with_compile: bool) -> dict[str, Callab
         def forward(self, t: torch.Tensor) -> torch.Tensor:
             return self.model(t, with_sigma=False)["mu"]
 
-    def fp32() -> Callable[[], Any]:
-        return lambda: base.predict(x)
-
-    def fp32_1thread() -> Callable[[], Any]:
-        def run() -> Any:
-            torch.set_num_threads(1)
-            try:
-                return base.predict(x)
-            finally:
-                torch.set_num_threads(threads)
-
-        return run
-
-    def channels_last() -> Callable[[], Any]:
-        model = create_model(preset).eval()
-        model.load_state_dict(base.state_dict())
-        model = model.to(memory_format=torch.channels_last)
+    if variant in ("fp32", "fp32-passive"):
+        return (lambda: base.predict(x)), info
+    if variant == "fp32-1thread":
+        torch.set_num_threads(1)
+        return (lambda: base.predict(x)), info
+    if variant == "channels_last":
+        model = base.to(memory_format=torch.channels_last)
         xc = x.contiguous(memory_format=torch.channels_last)
-        return lambda: model.predict(xc)
-
-    def bf16() -> Callable[[], Any]:
+        return (lambda: model.predict(xc)), info
+    if variant == "bf16":
         def run() -> Any:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return base.predict(x)
 
-        return run
-
-    def jit() -> Callable[[], Any]:
+        return run, info
+    if variant == "jit":
         traced = torch.jit.freeze(torch.jit.trace(MeanHead(base).eval(), x, check_trace=False))
-        return lambda: traced(x)
-
-    def onnxruntime() -> Callable[[], Any]:
-        import onnxruntime as ort  # noqa: F401  (skipped when absent)
+        return (lambda: traced(x)), info
+    if variant == "onnxruntime":
         import tempfile
+
+        import onnxruntime as ort
 
         path = Path(tempfile.mkdtemp()) / "ssdnet.onnx"
         torch.onnx.export(MeanHead(base).eval(), (x,), str(path), input_names=["x"], output_names=["mu"])
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = torch.get_num_threads()
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         feed = {"x": x.numpy()}
-        return lambda: session.run(None, feed)
-
-    def compiled() -> Callable[[], Any]:
+        return (lambda: session.run(None, feed)), info
+    if variant == "compile":
         fn = torch.compile(MeanHead(base).eval())
         start = time.perf_counter()
-        fn(x)
-        COMPILE_SECONDS.append(time.perf_counter() - start)
-        return lambda: fn(x)
-
-    def engine() -> Callable[[], Any]:
+        with torch.inference_mode():
+            fn(x)
+        info["compile_seconds"] = time.perf_counter() - start
+        return (lambda: fn(x)), info
+    if variant == "engine":
         import tempfile
 
         from raw_synth.checkpoint import save_model
@@ -183,61 +180,35 @@ def _variants(preset: str, threads: int, with_compile: bool) -> dict[str, Callab
         eng = create_engine("ssdnet", checkpoint=path, device="cpu")
         image = np.random.default_rng(0).random((ENGINE_SIZE, ENGINE_SIZE, 3), dtype=np.float32)
         rng = np.random.default_rng(0)
-        return lambda: eng.convert(image, rng)
-
-    builders: dict[str, Callable[[], Callable[[], Any]]] = {"fp32": fp32, "channels_last": channels_last, "jit": jit}
-    if preset == "tiny":  # bf16 is emulated without AVX512-BF16/AMX: measured on tiny only
-        builders["bf16"] = bf16
-    if threads > 1:
-        builders["fp32-1thread"] = fp32_1thread
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-
-        builders["onnxruntime"] = onnxruntime
-    except ImportError:
-        pass
-    if with_compile and preset == "tiny":
-        builders["compile"] = compiled
-    if preset == "tiny":
-        builders["engine"] = engine
-    return builders
+        return (lambda: eng.convert(image, rng)), info
+    raise SystemExit(f"unknown variant {variant!r}")
 
 
 def worker(args: argparse.Namespace) -> None:
     import torch
 
-    from raw_synth.inference import tune_cpu_allocator
+    import raw_synth.inference as inference
 
-    tuned = tune_cpu_allocator() if args.alloc == "tuned" else False
+    if args.alloc == "tuned":
+        tuned = inference.tune_cpu_allocator()
+    else:
+        tuned = False
+        inference._ALLOCATOR_TUNED = False  # keep the engine from tuning it in this process
     torch.set_num_threads(args.threads)
-    result: dict[str, Any] = {"alloc": args.alloc, "tuned": tuned, "threads": args.threads, "presets": {},
-                              "loads": [], "skipped": {}}
-    result["matmul_gflops"] = matmul_gflops(args.threads)
-    _apply_sizes(args.sizes)
-    for preset in args.presets.split(","):
-        calls: dict[str, Callable[[], Any]] = {}
-        for name, build in _variants(preset, args.threads, args.compile).items():
-            if args.variants and name not in args.variants.split(","):
-                continue
-            try:
-                fn = build()
-                with torch.inference_mode():
-                    fn()  # warm-up (and first-call set-up)
-                calls[name] = fn
-            except Exception as error:  # a variant that does not work here is reported, not fatal
-                result["skipped"][f"{preset}/{name}"] = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
-        times: dict[str, list[tuple[float, float, int]]] = {name: [] for name in calls}
-        for _ in range(args.rounds):
-            result["loads"].append(load1())
-            for name, fn in calls.items():
-                with torch.inference_mode():
-                    measured = _timed(fn, args.repeats, args.budget)
-                times[name].extend(measured)
-                print(f"[{args.alloc}] {preset} {name}: {[round(m[0], 3) for m in measured]} s, "
-                      f"load {load1():.2f}", file=sys.stderr, flush=True)
-        result["presets"][preset] = times
-    result["compile"] = COMPILE_SECONDS
+    result: dict[str, Any] = {"alloc": args.alloc, "tuned": tuned, "preset": args.preset, "variant": args.variant}
+    if args.variant == "matmul":
+        size = 2048
+        a, b = torch.rand(size, size), torch.rand(size, size)
+        a @ b
+        calls = _timed(lambda: a @ b, args.repeats, args.budget)
+        result["gflops"] = 2 * size**3 / statistics.median(c["wall"] for c in calls) / 1e9
+        result["calls"] = calls
+    else:
+        fn, info = _build(args.preset, args.variant)
+        result.update(info)
+        with torch.inference_mode():
+            fn()  # warm-up
+            result["calls"] = _timed(fn, args.repeats, args.budget)
     print(json.dumps(result))
 
 
@@ -259,7 +230,7 @@ def flops_per_megapixel(preset: str) -> float:
 
     from raw_synth.models import create_model
 
-    size = 128  # every op's FLOPs grow linearly with the pixel count
+    size = 128  # every counted op grows linearly with the pixel count
     model = create_model(preset).eval()
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
@@ -267,96 +238,125 @@ def flops_per_megapixel(preset: str) -> float:
     return counter.get_total_flops() / (size * size / 1e6)
 
 
+def _run_worker(args: argparse.Namespace, preset: str, variant: str, alloc: str) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    if variant == "fp32-passive":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    command = [sys.executable, __file__, "--worker", "--alloc", alloc, "--preset", preset, "--variant", variant,
+               "--threads", str(args.threads), "--repeats", str(args.repeats), "--budget", str(args.budget),
+               "--sizes", args.sizes]
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    if done.returncode:
+        lines = done.stderr.strip().splitlines()
+        return {"error": lines[-1][:200] if lines else f"exit {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--presets", default="tiny,small,ssdnet-paper")
-    parser.add_argument("--variants", default="", help="comma-separated subset (default: all available)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
     parser.add_argument("--sizes", default="", help="input side per preset, e.g. ssdnet-paper=256")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per variant and round")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per subprocess")
-    parser.add_argument("--budget", type=float, default=5.0,
-                        help="wall seconds after which a variant's round stops early (slow presets)")
-    parser.add_argument("--cycles", type=int, default=2, help="subprocess pairs (default, tuned allocator)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per subprocess")
+    parser.add_argument("--budget", type=float, default=6.0, help="wall seconds after which a subprocess stops")
+    parser.add_argument("--cycles", type=int, default=3, help="times every configuration is measured")
     parser.add_argument("--compile", action="store_true", help="also try torch.compile (tiny; minutes)")
     parser.add_argument("--json", type=Path, default=None, help="write raw results here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--alloc", default="default", choices=["default", "tuned"], help=argparse.SUPPRESS)
+    parser.add_argument("--preset", default="tiny", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", default="fp32", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    _apply_sizes(args.sizes)
     if args.worker:
         worker(args)
         return
 
     import torch
 
-    _apply_sizes(args.sizes)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    runs: list[dict[str, Any]] = []
-    compile_log: list[str] = []
-    for _ in range(args.cycles):
-        for alloc in ("default", "tuned"):
-            command = [sys.executable, __file__, "--worker", "--alloc", alloc, "--presets", args.presets,
-                       "--threads", str(args.threads), "--sizes", args.sizes, "--repeats", str(args.repeats), "--rounds", str(args.rounds), "--budget", str(args.budget),
-                       "--variants", args.variants] + (["--compile"] if args.compile else [])
-            done = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env, check=True, cwd=REPO)
-            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            compile_log += [f"{alloc}: {run_compile}" for run_compile in runs[-1].get("compile", [])]
+    presets = args.presets.split(",")
+    variants = [v for v in args.variants.split(",") if v]
+    jobs = [("-", "matmul")] + [(p, v) for p in presets for v in variants
+                                if applicable(p, v, args.threads, args.compile)]
+    results: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    errors: dict[str, str] = {}
+    extra: dict[str, list[Any]] = {}
+    for cycle in range(args.cycles):
+        for preset, variant in jobs:
+            for alloc in (("default", "tuned") if cycle % 2 == 0 else ("tuned", "default")):
+                out = _run_worker(args, preset, variant, alloc)
+                key = (preset, variant, alloc)
+                if "error" in out:
+                    errors[f"{preset}/{variant}/{alloc}"] = out["error"]
+                    continue
+                results.setdefault(key, []).extend(out["calls"])
+                if "compile_seconds" in out:
+                    extra.setdefault("compile_seconds", []).append(round(out["compile_seconds"], 1))
+                last = out["calls"][-1]
+                print(f"cycle {cycle} {preset} {variant} {alloc}: {[round(c['wall'], 3) for c in out['calls']]} s, "
+                      f"load {last['load']:.2f}", file=sys.stderr, flush=True)
 
-    flops = {preset: flops_per_megapixel(preset) for preset in args.presets.split(",")}
+    loads = [c["load"] for calls in results.values() for c in calls]
     summary: dict[str, Any] = {
-        "command": " ".join([Path(sys.executable).name, "benchmarks/isp_speed.py"] + sys.argv[1:]),
+        "command": " ".join(["python", "benchmarks/isp_speed.py"] + sys.argv[1:]),
         "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "torch": torch.__version__,
                     "python": platform.python_version()},
         "threads": args.threads,
-        "env": {k: v for k, v in os.environ.items() if k.startswith(("OMP_", "MKL_", "MALLOC_"))},
-        "loads": [load for run in runs for load in run["loads"]],
-        "matmul_gflops": {alloc: statistics.median(r["matmul_gflops"] for r in runs if r["alloc"] == alloc)
-                          for alloc in ("default", "tuned")},
-        "flops_per_mp": flops,
-        "skipped": {k: v for run in runs for k, v in run["skipped"].items()},
-        "compile": compile_log,
-        "mp_per_s": {},
+        "sizes": dict(SIZES),
+        "load": {"min": min(loads), "median": statistics.median(loads), "max": max(loads)},
+        "flops_per_mp": {preset: flops_per_megapixel(preset) for preset in presets},
+        "errors": errors,
+        "skipped": {v: "onnx/onnxruntime not installed" for v in variants
+                    if v == "onnxruntime" and not applicable("tiny", v, args.threads, args.compile)},
+        **extra,
+        "rows": [],
     }
-    for preset in args.presets.split(","):
-        for alloc in ("default", "tuned"):
-            merged: dict[str, list[list[float]]] = {}
-            for run in runs:
-                if run["alloc"] == alloc:
-                    for name, calls in run["presets"][preset].items():
-                        merged.setdefault(name, []).extend(calls)
-            for name, calls in merged.items():
-                side = ENGINE_SIZE if name == "engine" else SIZES[preset]
-                mp = side * side / 1e6
-                summary["mp_per_s"].setdefault(preset, {}).setdefault(name, {})[alloc] = {
-                    "wall": mp / statistics.median(c[0] for c in calls),
-                    "cpu": mp / statistics.median(c[1] for c in calls),
-                    "faults": statistics.median(c[2] for c in calls),
-                    "calls": len(calls),
-                }
+    for (preset, variant, alloc), calls in results.items():
+        row: dict[str, Any] = {"preset": preset, "variant": variant, "alloc": alloc, "calls": len(calls),
+                               "load": statistics.median(c["load"] for c in calls),
+                               "faults": statistics.median(c["faults"] for c in calls)}
+        if variant == "matmul":
+            row["gflops"] = 2 * 2048**3 / statistics.median(c["wall"] for c in calls) / 1e9
+        else:
+            side = ENGINE_SIZE if variant == "engine" else SIZES[preset]
+            mp = side * side / 1e6
+            row.update(side=side, mp_s=mp / statistics.median(c["wall"] for c in calls),
+                       mp_s_best=mp / min(c["wall"] for c in calls),
+                       mp_cpu_s=mp / statistics.median(c["cpu"] for c in calls))
+        summary["rows"].append(row)
     if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "runs": runs}, indent=1))
+        args.json.write_text(json.dumps({"summary": summary, "raw": {"/".join(k): v for k, v in results.items()}},
+                                        indent=1))
 
-    lines = [f"command: {summary['command']}", f"machine: {summary['machine']}, threads {args.threads}, "
-             f"env {summary['env']}",
-             f"load (1-min) during runs: min {min(summary['loads']):.2f}, median "
-             f"{statistics.median(summary['loads']):.2f}, max {max(summary['loads']):.2f}",
-             f"float32 matmul 2048^3: {summary['matmul_gflops']}",
-             "", "| preset | input | GFLOP/MP | variant | MP/s default malloc | MP/s tuned malloc | "
-             "MP per CPU-s default / tuned | page faults per call default / tuned | calls |",
+    by_key = {(r["preset"], r["variant"], r["alloc"]): r for r in summary["rows"]}
+    matmul = {a: by_key[("-", "matmul", a)]["gflops"] for a in ("default", "tuned") if ("-", "matmul", a) in by_key}
+    lines = [f"command: {summary['command']}",
+             f"machine: {summary['machine']}, threads {args.threads}",
+             f"load (1-min) during timed calls: {summary['load']}",
+             f"float32 matmul 2048^3 GFLOP/s: {matmul}", "",
+             "| preset | input | GFLOP/MP | variant | MP/s (median) default / tuned malloc | MP/s (best) "
+             "default / tuned | MP per CPU-s default / tuned | page faults/call default / tuned | calls |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for preset, variants in summary["mp_per_s"].items():
-        for name, rates in variants.items():
-            side = ENGINE_SIZE if name == "engine" else SIZES[preset]
-            d, t = rates.get("default", {}), rates.get("tuned", {})
-            lines.append(f"| {preset} | {side}x{side} | {flops[preset] / 1e9:.2f} | {name} | "
-                         f"{d.get('wall', float('nan')):.3f} | {t.get('wall', float('nan')):.3f} | "
-                         f"{d.get('cpu', float('nan')):.3f} / {t.get('cpu', float('nan')):.3f} | "
-                         f"{d.get('faults', float('nan')):.0f} / {t.get('faults', float('nan')):.0f} | "
-                         f"{d.get('calls', 0)} / {t.get('calls', 0)} |")
-    if summary["skipped"]:
-        lines += ["", "skipped: " + json.dumps(summary["skipped"])]
-    if compile_log:
-        lines += ["compile: " + "; ".join(compile_log)]
+    for preset in presets:
+        for variant in variants:
+            d, t = by_key.get((preset, variant, "default")), by_key.get((preset, variant, "tuned"))
+            if d is None and t is None:
+                continue
+
+            def fmt(row: dict[str, Any] | None, field: str, spec: str = ".3f") -> str:
+                return "-" if row is None else format(row[field], spec)
+
+            side = (d or t)["side"]  # type: ignore[index]
+            lines.append(
+                f"| {preset} | {side}x{side} | {summary['flops_per_mp'][preset] / 1e9:.1f} | {variant} | "
+                f"{fmt(d, 'mp_s')} / {fmt(t, 'mp_s')} | {fmt(d, 'mp_s_best')} / {fmt(t, 'mp_s_best')} | "
+                f"{fmt(d, 'mp_cpu_s')} / {fmt(t, 'mp_cpu_s')} | {fmt(d, 'faults', '.0f')} / {fmt(t, 'faults', '.0f')} | "
+                f"{fmt(d, 'calls', 'd')} / {fmt(t, 'calls', 'd')} |")
+    if errors or summary["skipped"]:
+        lines += ["", "not measured: " + json.dumps({**errors, **summary["skipped"]})]
+    if extra:
+        lines += ["", json.dumps(extra)]
     print("\n".join(lines))
 
 

@@ -62,7 +62,8 @@ def engine_options(config: GenerateConfig) -> dict[str, Any]:
     """Keyword options of :func:`raw_synth.engine.create_engine` for a configuration."""
     if config.engine == "upi":
         return {}
-    return {"checkpoint": str(config.model), "device": config.device}
+    checkpoint = None if config.model is None else str(config.model)  # None: the bundled checkpoint
+    return {"checkpoint": checkpoint, "device": config.device}
 
 
 def get_engine(config: GenerateConfig) -> InverseISP:

@@ -516,7 +516,7 @@ BUILTIN_CONFIGS: dict[str, dict[str, Any]] = {
             "checkpoint_every": 200, "device": "cpu", "threads": 1,
         },
         "data": {"layout": "auto", "sampling": "image", "num_workers": 0, "in_memory": True,
-                 "colour_shift": 1.5, "colour_shift_p": 0.7, "exposure_shift": 2.0},
+                 "colour_shift": 1.0, "colour_shift_p": 0.5},
         "val": {"every": 400, "holdout": "auto", "fraction": 0.25, "crops_per_image": 1, "patch": None},
         "logger": {"log_every": 20, "progress": True, "plot": True},
         "export": {"colour": "auto"},

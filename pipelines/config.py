@@ -70,7 +70,7 @@ class GenerateConfig:
     n: int
     out: str | Path
     src: str = "deadleaves"
-    engine: str = "ssdnet"
+    engine: str = "upi"
     model: str | Path | None = None
     cameras: str = "sidd"
     patch: int = 256

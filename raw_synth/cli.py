@@ -137,8 +137,8 @@ def _expand_images(images: tuple[str, ...]) -> list[tuple[str, Callable[[], Any]
 @click.argument("images", nargs=-1, required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the DNG files (created if needed).")
-@click.option("--engine", "engine_name", default="ssdnet", show_default=True, type=click.Choice(["upi", "ssdnet"]),
-              help="Inverse ISP that makes the RAW: the learned SSDNet or Unprocessing.")
+@click.option("--engine", "engine_name", default="upi", show_default=True, type=click.Choice(["upi", "ssdnet"]),
+              help="Inverse ISP that makes the RAW: Unprocessing or the learned SSDNet (bundled unless --model).")
 @click.option("--model", default=None, help="SSDNet checkpoint (default: the bundled one).")
 @click.option("--camera", default="canon-eos-550d", show_default=True,
               help="Camera profile (bundled name or YAML path): CFA, bit depth, black and white level.")
@@ -290,8 +290,8 @@ def noise_eval(sidd_dir: Path, models: str | None, out_dir: Path, camera_codes: 
               help="Store folder (re-running the same command resumes).")
 @click.option("--src", default="deadleaves", show_default=True,
               help="Inputs: a folder (recursive), a glob, a list file, 'samples' or 'deadleaves'.")
-@click.option("--engine", "engine_name", default="ssdnet", show_default=True, type=click.Choice(["upi", "ssdnet"]),
-              help="Inverse ISP: the learned SSDNet (bundled checkpoint unless --model) or Unprocessing.")
+@click.option("--engine", "engine_name", default="upi", show_default=True, type=click.Choice(["upi", "ssdnet"]),
+              help="Inverse ISP: Unprocessing or the learned SSDNet (bundled checkpoint unless --model).")
 @click.option("--model", default=None, help="SSDNet checkpoint (default: the bundled one).")
 @click.option("--cameras", default="sidd", show_default=True,
               help="Comma list of camera profiles: 'sidd', 'eld', bundled names or YAML paths.")

@@ -119,3 +119,25 @@ def test_generate_inspect_verify_commands(tmp_path: Path) -> None:
     shard.write_bytes(bytes(data))
     bad = CliRunner().invoke(main, ["verify", str(store)])
     assert bad.exit_code == 1 and "FAILED" in bad.output
+
+
+def test_convert_with_the_bundled_ssdnet_and_model_option(tmp_path: Path) -> None:
+    from raw_synth.engine import bundled_checkpoint
+
+    photo = tmp_path / "photo.png"
+    yy, xx = np.mgrid[0:32, 0:48] / 48.0
+    write_image(photo, np.stack([xx, yy, 0.5 * np.ones_like(xx)], axis=-1).astype(np.float32) * 0.8 + 0.1)
+    if bundled_checkpoint() is None:
+        pytest.skip("no bundled checkpoint in this checkout")
+    result = _run("convert", str(photo), "--out", str(tmp_path / "a"), "--engine", "ssdnet")
+    assert result.exit_code == 0, result.output
+    same = _run("convert", str(photo), "--out", str(tmp_path / "b"), "--engine", "ssdnet",
+                "--model", str(bundled_checkpoint()))
+    assert same.exit_code == 0, same.output
+    a, b = read_raw(tmp_path / "a" / "photo.dng"), read_raw(tmp_path / "b" / "photo.dng")
+    np.testing.assert_array_equal(a.packed, b.packed)
+    assert a.packed.shape == (4, 16, 24) and a.cfa == "RGGB"
+    with rawpy.imread(str(tmp_path / "a" / "photo.dng")) as handle:
+        assert handle.postprocess(use_camera_wb=True).shape[:2] == (32, 48)
+    wrong = CliRunner().invoke(main, ["convert", str(photo), "--out", str(tmp_path / "c"), "--model", "x.safetensors"])
+    assert wrong.exit_code == 2 and wrong.output == "error: --model: only used with --engine ssdnet, not with 'upi'\n"

@@ -355,3 +355,14 @@ def test_src_variants(tmp_path: Path) -> None:
     assert all(s.startswith("samples/") and s.endswith(f"#{i}") for i, s in enumerate(sources))
     assert len({s.split("#")[0] for s in sources}) == 4  # the 4 photos, one pass before repeating
     assert verify_store(out).ok
+
+
+def test_local_cluster_workers_get_the_allocator_environment() -> None:
+    from distributed import Client
+
+    from pipelines.cluster import WORKER_ENVIRON, start_local_cluster
+
+    with start_local_cluster(1) as cluster, Client(cluster) as client:
+        seen = list(client.run(lambda: {k: os.environ.get(k) for k in WORKER_ENVIRON}).values())
+    assert seen == [{k: str(v) for k, v in WORKER_ENVIRON.items()}]
+    assert WORKER_ENVIRON["MALLOC_ARENA_MAX"] == 1 and WORKER_ENVIRON["OMP_NUM_THREADS"] == 1

@@ -255,3 +255,19 @@ REGISTRY_ERRORS = [
 def test_registry_errors(call, message: str) -> None:
     with pytest.raises(RawSynthError, match=message):
         call()
+
+
+@pytest.mark.parametrize("shape", [(64, 48), (3, 5), (2, 9), (1, 1)])
+@pytest.mark.parametrize("sigma", [0.3, 0.5, 1.0, 2.0])
+def test_dead_leaves_blur_equals_scipy_gaussian_filter(shape: tuple[int, int], sigma: float) -> None:
+    from scipy import ndimage
+
+    from raw_synth.corpora.deadleaves import _gaussian_blur
+
+    image = np.random.default_rng(1).random((*shape, 3)).astype(np.float32)
+    before = image.copy()
+    out = _gaussian_blur(image, sigma)
+    expected = ndimage.gaussian_filter(image, sigma=(sigma, sigma, 0.0), mode="reflect")
+    assert out.shape == expected.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, rtol=0, atol=3e-7)
+    np.testing.assert_array_equal(image, before)  # the input is not modified

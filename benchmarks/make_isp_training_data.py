@@ -78,8 +78,34 @@ def split_camera_matrix(cam_to_srgb: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.array([gains[0], 1.0, 1.0, gains[2]]), xyz_to_cam
 
 
-def build(shared: Path, out: Path) -> dict:
-    """Write the three DNGs, ``split.json`` and ``SOURCES.json`` into ``out``; return the manifest."""
+def synthetic_dng(path: Path, camera: "RawImage", seed: int, height: int = 256, width: int = 384) -> Path:
+    """Write a dead-leaves scene as a DNG of ``camera`` (its levels, white balance and colour matrix).
+
+    The scene is a dead-leaves image read as LibRaw output (BT.709-encoded sRGB); its linear
+    values go through the inverse of LibRaw's rendering for this camera (row-normalised
+    sRGB-to-camera matrix, then the white balance undone), are mosaicked RGGB and written with the
+    camera's facts, so LibRaw renders it back to (nearly) the scene. Such pairs show a model the
+    camera's colour response over the whole gamut, which three real photos do not.
+    """
+    from raw_synth.cfa import mosaic, pack
+    from raw_synth.corpora.deadleaves import dead_leaves
+    from raw_synth.io import RawImage
+    from raw_synth.isp.color import rgb_to_cam_from_xyz_to_cam
+    from raw_synth.training.colour import bt709_decode
+
+    scene = bt709_decode(dead_leaves(height, width, seed))
+    cam = scene @ rgb_to_cam_from_xyz_to_cam(np.asarray(camera.xyz_to_cam)).T
+    wb = np.asarray(camera.wb, dtype=np.float64)
+    cam = np.clip(cam / np.array([wb[0], 1.0, wb[3]]), 0.0, 1.0)
+    packed = pack(mosaic(cam, "RGGB"), "RGGB").astype(np.float32)
+    raw = RawImage(packed=packed, cfa="RGGB", black_level=camera.black_level, white_level=camera.white_level,
+                   wb=camera.wb, xyz_to_cam=np.asarray(camera.xyz_to_cam), camera=camera.camera)
+    return write_dng(path, raw)
+
+
+def build(shared: Path, out: Path, synthetic: int = 0) -> dict:
+    """Write the three DNGs (and ``synthetic`` dead-leaves DNGs per camera), ``split.json`` and
+    ``SOURCES.json`` into ``out``; return the manifest."""
     import scipy.io
 
     out.mkdir(parents=True, exist_ok=True)
@@ -101,6 +127,17 @@ def build(shared: Path, out: Path) -> dict:
                                source=None)
     write_dng(out / "nokia-n900.dng", n900)
 
+    synthetic_files = []
+    if synthetic:
+        from raw_synth.io import read_raw
+
+        cameras = {"canon-550d": read_raw(out / "canon-550d.dng"), "openisp": openisp, "nokia-n900": n900}
+        for c, (name, camera) in enumerate(cameras.items()):
+            for k in range(synthetic):
+                target = out / f"synthetic-{name}-{k}.dng"
+                synthetic_dng(target, camera, seed=1000 * (c + 1) + k)
+                synthetic_files.append(target.name)
+
     split = {"format": SPLIT_FORMAT, "holdout": "right-columns", "fraction": HOLDOUT_FRACTION}
     (out / SPLIT_FILE).write_text(json.dumps(split, indent=1) + "\n", encoding="utf-8")
     manifest = {
@@ -114,6 +151,7 @@ def build(shared: Path, out: Path) -> dict:
                            "xyz_to_cam": np.round(xyz_to_cam, 5).tolist(),
                            "colour": "split of Halide's 7000 K camera->sRGB matrix into neutral + CCM"},
         "split": split,
+        "synthetic": {"files": synthetic_files, "what": "dead-leaves scenes through each camera's inverse rendering"},
     }
     (out / "SOURCES.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return manifest
@@ -123,13 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared data folder (../shared/data)")
     parser.add_argument("--out", type=Path, default=REPO / "build" / "isp-data", help="output data folder")
+    parser.add_argument("--synthetic", type=int, default=0, help="dead-leaves DNGs per camera to add (default 0)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.shared.is_dir():
         logger.info("shared data folder %s is absent; nothing to build", args.shared)
         return 0
     try:
-        build(args.shared, args.out)
+        build(args.shared, args.out, args.synthetic)
     except FileNotFoundError as error:
         logger.info("skipped: %s", error)
         return 0

@@ -159,3 +159,30 @@ def test_bundled_checkpoint_carries_its_own_measured_colour() -> None:
     result = engine.convert(np.full((32, 32, 3), 0.5, np.float32), np.random.default_rng(0))
     assert result.wb_gains == tuple(camera["wb_gains"])
     np.testing.assert_array_equal(result.xyz_to_cam, np.asarray(camera["xyz_to_cam"]))
+
+
+def test_synthetic_training_dng_renders_back_to_its_scene(tmp_path) -> None:
+    """benchmarks/make_isp_training_data.py --synthetic: LibRaw renders the DNG back to the dead-leaves scene."""
+    import importlib.util
+
+    import rawpy
+
+    from raw_synth.corpora.deadleaves import dead_leaves
+    from raw_synth.io import RawImage
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("make_isp_training_data",
+                                                  REPO / "benchmarks" / "make_isp_training_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    camera = RawImage(packed=np.zeros((4, 2, 2), np.float32), cfa="RGGB", black_level=2056.0, white_level=15000.0,
+                      wb=CANON_GAINS, xyz_to_cam=CANON_XYZ_TO_CAM, camera="Canon")
+    path = module.synthetic_dng(tmp_path / "s.dng", camera, seed=3, height=64, width=96)
+    with rawpy.imread(str(path)) as raw:
+        assert raw.raw_pattern.tolist() == [[0, 1], [3, 2]] and raw.black_level_per_channel == [2056] * 4
+        out = raw.postprocess(use_camera_wb=True, no_auto_bright=True, output_bps=16, user_flip=0,
+                              adjust_maximum_thr=0).astype(np.float64) / 65535
+    scene = dead_leaves(64, 96, 3).astype(np.float64)
+    interior = (slice(4, -4), slice(4, -4))
+    np.testing.assert_allclose(out[interior].reshape(-1, 3).mean(0), scene[interior].reshape(-1, 3).mean(0), atol=0.01)
+    assert np.abs(out[interior] - scene[interior]).mean() < 0.05

@@ -39,20 +39,14 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
-def _linear(srgb: np.ndarray) -> np.ndarray:
-    from raw_synth.training.colour import bt709_decode
-
-    return bt709_decode(srgb)
-
-
 def compare(reference: np.ndarray, rendered: np.ndarray) -> dict[str, float]:
     """Exposure, PSNR, mean dE00 and mean a*/b* cast of ``rendered`` against ``reference`` (sRGB in [0, 1])."""
     from skimage.color import deltaE_ciede2000, rgb2lab
 
     from raw_synth.metrics import psnr
-    from raw_synth.training.colour import bt709_encode
+    from raw_synth.training.colour import bt709_decode, bt709_encode
 
-    lin_ref, lin_out = _linear(reference), _linear(rendered)
+    lin_ref, lin_out = bt709_decode(reference), bt709_decode(rendered)
     usable = (rendered < 0.99).all(-1) & (reference < 0.99).all(-1)  # clipped pixels carry no exposure
     gain = float((lin_ref[usable] * lin_out[usable]).sum() / (lin_ref[usable] ** 2).sum())
     matched = bt709_encode(np.clip(lin_out / gain, 0, 1)).astype(np.float32)

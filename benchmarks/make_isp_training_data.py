@@ -32,6 +32,7 @@ import logging
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,8 +41,11 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from raw_synth.io import read_mosaic, write_dng  # noqa: E402
+
+if TYPE_CHECKING:  # pragma: no cover
+    from raw_synth.io import RawImage
 from raw_synth.io.dng import SRGB_XYZ_TO_CAM  # noqa: E402
-from raw_synth.isp.color import RGB_TO_XYZ  # noqa: E402
+from raw_synth.isp.color import xyz_to_cam_from_rgb_to_cam  # noqa: E402
 from raw_synth.training.datasets import SPLIT_FILE, SPLIT_FORMAT  # noqa: E402
 
 logger = logging.getLogger("make_isp_training_data")
@@ -73,7 +77,7 @@ def split_camera_matrix(cam_to_srgb: np.ndarray) -> tuple[np.ndarray, np.ndarray
     neutral = neutral / neutral[1]
     ccm = cam_to_srgb @ np.diag(neutral)
     ccm = ccm / ccm.sum(axis=1, keepdims=True)
-    xyz_to_cam = np.linalg.inv(ccm) @ np.linalg.inv(RGB_TO_XYZ)
+    xyz_to_cam = xyz_to_cam_from_rgb_to_cam(np.linalg.inv(ccm))
     gains = 1.0 / neutral
     return np.array([gains[0], 1.0, 1.0, gains[2]]), xyz_to_cam
 

@@ -118,13 +118,13 @@ class UPIEngine:
         Returns:
             The packed RAW and its colour facts; ``params`` holds the Unprocessing parameters.
         """
-        from raw_synth.isp.color import RGB_TO_XYZ
+        from raw_synth.isp.color import xyz_to_cam_from_rgb_to_cam
         from raw_synth.isp.unprocess import unprocess
 
         packed, params = unprocess(check_rgb(rgb), rng)
         # rgb2cam = rownorm(xyz2cam @ rgb2xyz), so rgb2cam @ xyz2rgb is an XYZ-to-camera matrix with
         # the same camera-white normalisation that DNG readers undo.
-        xyz_to_cam = np.asarray(params.rgb2cam, dtype=np.float64) @ np.linalg.inv(np.asarray(RGB_TO_XYZ, dtype=np.float64))
+        xyz_to_cam = xyz_to_cam_from_rgb_to_cam(params.rgb2cam)
         gains = (float(params.red_gain), 1.0, 1.0, float(params.blue_gain))
         return EngineResult(packed=packed.astype(np.float32, copy=False), wb_gains=gains,
                             xyz_to_cam=xyz_to_cam, params=params.to_dict())

@@ -23,6 +23,7 @@ from raw_synth.isp import (
     smoothstep,
     srgb_decode,
     srgb_encode,
+    xyz_to_cam_from_rgb_to_cam,
 )
 
 # A realistic XYZ -> camera matrix (illustrative values of a DSLR ColorMatrix), row-major.
@@ -83,6 +84,18 @@ def test_torch_colour_gradients_are_finite_at_branch_points_and_zero() -> None:
 
 def test_rgb_to_xyz_maps_white_to_d65() -> None:
     np.testing.assert_allclose(RGB_TO_XYZ @ np.ones(3), [0.95047, 1.0, 1.08883], atol=1e-4)
+
+
+def test_xyz_to_cam_from_rgb_to_cam_inverts_the_normalised_matrix() -> None:
+    rgb2cam = rgb_to_cam_from_xyz_to_cam(CANON_XYZ_TO_CAM)
+    xyz2cam = xyz_to_cam_from_rgb_to_cam(rgb2cam)
+    np.testing.assert_allclose(xyz2cam @ RGB_TO_XYZ, rgb2cam, atol=1e-12)
+    np.testing.assert_allclose(rgb_to_cam_from_xyz_to_cam(xyz2cam), rgb2cam, atol=1e-12)
+    # the DNG matrix is defined up to row scale: the round trip lands on the same normalised matrix
+    np.testing.assert_allclose(rgb_to_cam_from_xyz_to_cam(xyz_to_cam_from_rgb_to_cam(3.0 * rgb2cam)), rgb2cam,
+                               atol=1e-12)
+    with pytest.raises(RawSynthError, match=r"^rgb_to_cam: expected shape \(3, 3\), got \(2, 3\)$"):
+        xyz_to_cam_from_rgb_to_cam(np.zeros((2, 3)))
 
 
 def test_camera_matrices_follow_the_dng_convention() -> None:

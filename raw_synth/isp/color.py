@@ -43,6 +43,7 @@ __all__ = [
     "inverse_smoothstep",
     "rgb_to_cam_from_xyz_to_cam",
     "cam_to_rgb_from_xyz_to_cam",
+    "xyz_to_cam_from_rgb_to_cam",
     "apply_ccm",
 ]
 
@@ -316,6 +317,27 @@ def cam_to_rgb_from_xyz_to_cam(xyz_to_cam: Array) -> Array:
         return np.linalg.inv(rgb2cam)
     except (np.linalg.LinAlgError, RuntimeError) as exc:  # torch raises a RuntimeError subclass
         raise RawSynthError(f"xyz_to_cam: camera matrix is singular and cannot be inverted ({exc})") from None
+
+
+def xyz_to_cam_from_rgb_to_cam(rgb_to_cam: np.ndarray) -> np.ndarray:
+    """XYZ -> camera matrix (DNG ``ColorMatrix``) of a linear-sRGB -> camera matrix.
+
+    ``rgb_to_cam @ inv(RGB_TO_XYZ)``: the inverse of :func:`rgb_to_cam_from_xyz_to_cam` for a
+    ``rgb_to_cam`` whose rows sum to 1 (any other row scaling is undone by that normalisation).
+
+    Args:
+        rgb_to_cam: ``(3, 3)`` numpy matrix.
+
+    Returns:
+        ``(3, 3)`` float64 ``xyz_to_cam``.
+
+    Raises:
+        RawSynthError: On a wrong shape.
+    """
+    matrix = np.asarray(rgb_to_cam, dtype=np.float64)
+    if matrix.shape != (3, 3):
+        raise RawSynthError(f"rgb_to_cam: expected shape (3, 3), got {matrix.shape}")
+    return matrix @ np.linalg.inv(RGB_TO_XYZ)
 
 
 def apply_ccm(image: Array, ccm: Array) -> Array:

@@ -158,9 +158,9 @@ def fit_colour(srgb: np.ndarray, camera_rgb: np.ndarray, clip_level: float = CLI
         raise RawSynthError(f"fit_colour: the measured response is not a usable camera (white {white.round(4).tolist()})")
     gains = (white[1] / white[0], 1.0, 1.0, white[1] / white[2])
     rgb_to_cam = np.diag([gains[0], 1.0, gains[3]]) @ response / white[1]
-    from raw_synth.isp.color import RGB_TO_XYZ
+    from raw_synth.isp.color import xyz_to_cam_from_rgb_to_cam
 
-    xyz_to_cam = rgb_to_cam @ np.linalg.inv(RGB_TO_XYZ)
+    xyz_to_cam = xyz_to_cam_from_rgb_to_cam(rgb_to_cam)
     return ColourFit(wb_gains=tuple(float(g) for g in gains), xyz_to_cam=xyz_to_cam, response=response,
                      exposure=float(white[1]), rms=float(np.sqrt(np.mean(residual**2))), patches=int(keep.sum()))
 

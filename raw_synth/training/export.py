@@ -94,7 +94,7 @@ def combined_camera(cameras: Sequence[tuple[CameraInfo | None, float]]) -> Camer
     Returns:
         Camera facts (see :func:`check_camera`).
     """
-    from raw_synth.isp.color import RGB_TO_XYZ, rgb_to_cam_from_xyz_to_cam
+    from raw_synth.isp.color import rgb_to_cam_from_xyz_to_cam, xyz_to_cam_from_rgb_to_cam
 
     pooled: dict[str, list[tuple[CameraInfo, float]]] = {}
     for camera, weight in cameras:
@@ -116,7 +116,7 @@ def combined_camera(cameras: Sequence[tuple[CameraInfo | None, float]]) -> Camer
     mixed = {
         "name": "mixed: " + ", ".join(names),
         "wb_gains": [float(g) for g in np.sum([s * g for s, g in zip(share, gains)], axis=0)],
-        "xyz_to_cam": (rgb2cam @ np.linalg.inv(RGB_TO_XYZ)).tolist(),
+        "xyz_to_cam": xyz_to_cam_from_rgb_to_cam(rgb2cam).tolist(),
         "cameras": [{"name": n, "weight": float(s), "wb_gains": [float(v) for v in g],
                      "xyz_to_cam": pooled[n][0][0]["xyz_to_cam"]} for n, s, g in zip(names, share, gains)],
     }

@@ -366,3 +366,24 @@ def test_local_cluster_workers_get_the_allocator_environment() -> None:
         seen = list(client.run(lambda: {k: os.environ.get(k) for k in WORKER_ENVIRON}).values())
     assert seen == [{k: str(v) for k, v in WORKER_ENVIRON.items()}]
     assert WORKER_ENVIRON["MALLOC_ARENA_MAX"] == 1 and WORKER_ENVIRON["OMP_NUM_THREADS"] == 1
+
+
+def test_ssdnet_engine_without_model_uses_the_bundled_checkpoint(tmp_path: Path) -> None:
+    from raw_synth.checkpoint import file_sha256, read_checkpoint_metadata
+    from raw_synth.engine import bundled_checkpoint
+
+    bundled = bundled_checkpoint()
+    if bundled is None:
+        pytest.skip("no bundled checkpoint in this checkout")
+    out = tmp_path / "ssdnet"
+    generate(_config(out, n=4, shard_size=2, cameras="sidd-s6", engine="ssdnet"), progress=False)
+    manifest = _manifest(out)
+    assert manifest["engine"] == {"name": "ssdnet", "checkpoint_sha256": file_sha256(bundled)}
+    assert manifest["config"]["model"] == str(bundled.resolve())
+    camera = read_checkpoint_metadata(bundled)["extra"]["camera"]
+    store = open_shards(out)
+    assert len(store) == 4 and verify_store(out).ok
+    sample = store[0]
+    assert sample["clean"].shape == (4, 16, 16)
+    np.testing.assert_allclose(sample["wb_gains"], camera["wb_gains"])
+    np.testing.assert_allclose(sample["xyz_to_cam"], camera["xyz_to_cam"])

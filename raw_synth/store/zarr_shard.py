@@ -7,16 +7,24 @@ creates three files per shard instead of one per sample and array, which more th
 write's CPU cost (10.6 -> 4.6 ms per 256x256 sample); the metadata columns as small arrays
 (``shot`` ``(n, 4)``, ``iso`` ``(n,)``, ..., ``camera``/``cfa``/``source`` as string arrays);
 the shard's metadata in the group attribute ``raw_synth``, written last.
+
+Zarr writes each array's metadata (``zarr.json``); the image arrays' one shard file is encoded
+here (:func:`_encode_shard`), byte for byte what Zarr would write (a test compares them), because
+Zarr hands every chunk to its thread pool on its own: 4.5 of its 5.5 ms per 256x256 pair were
+that machinery, not compression.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from typing import Any, Mapping
 
+import google_crc32c
 import numpy as np
 import zarr
+from numcodecs import Blosc
 from zarr.codecs import BloscCodec
 
 from raw_synth.store.records import IMAGE_FIELDS, STRING_FIELDS
@@ -25,10 +33,49 @@ from raw_synth.store.shard_file import ATTRS_KEY, ShardFile
 __all__ = ["write_zarr", "open_zarr"]
 
 
+# Blosc zstd level 1 with bit shuffling: 1.9 ms of CPU per 256x256 pair against 2.9 at level 3,
+# for 0.7 % more bytes (165 vs 164 KB per pair; benchmarks/RESULTS.md).
+_CNAME, _CLEVEL, _SHUFFLE = "zstd", 1, "bitshuffle"
+_SHUFFLE_CODES = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}
+# Offset and length of a chunk that is not stored (all fill value) in a shard index.
+_EMPTY = np.iinfo(np.uint64).max
+
+
 def _compressor() -> BloscCodec:
-    # zstd level 1: 1.9 ms of CPU per 256x256 pair against 2.9 at level 3, for 0.7 % more bytes
-    # (165 vs 164 KB per pair; benchmarks/RESULTS.md)
-    return BloscCodec(cname="zstd", clevel=1, shuffle="bitshuffle")
+    return BloscCodec(cname=_CNAME, clevel=_CLEVEL, shuffle=_SHUFFLE)
+
+
+def _encode_shard(data: np.ndarray) -> bytes:
+    """One Zarr v3 shard holding all of ``data`` in chunks of one sample (``data[i]``).
+
+    The ``sharding_indexed`` layout with Zarr's defaults: the chunks, each little-endian bytes
+    compressed by Blosc, one after another; then the index, ``(n, 2)`` little-endian uint64
+    ``(offset, length)`` per chunk followed by its CRC-32C (4 bytes, little endian). A chunk equal
+    to the fill value 0 everywhere is not stored (offset and length ``2**64 - 1``), as Zarr does.
+
+    Args:
+        data: ``(n, ...)`` array of any numeric dtype.
+
+    Returns:
+        The shard file's bytes.
+    """
+    codec = Blosc(cname=_CNAME, clevel=_CLEVEL, shuffle=_SHUFFLE_CODES[_SHUFFLE], blocksize=0, typesize=data.dtype.itemsize)
+    little = data.astype(data.dtype.newbyteorder("<"), copy=False)
+    index = np.full((data.shape[0], 2), _EMPTY, dtype="<u8")
+    parts: list[bytes] = []
+    offset = 0
+    for i in range(data.shape[0]):
+        chunk = np.ascontiguousarray(little[i])
+        if not chunk.any():
+            continue
+        encoded = codec.encode(chunk.view(np.uint8).reshape(-1))
+        index[i] = (offset, len(encoded))
+        offset += len(encoded)
+        parts.append(encoded)
+    index_bytes = index.tobytes()
+    parts.append(index_bytes)
+    parts.append(struct.pack("<I", google_crc32c.value(index_bytes)))
+    return b"".join(parts)
 
 
 def write_zarr(path: Path, columns: Mapping[str, np.ndarray], attrs: Mapping[str, Any]) -> None:
@@ -48,7 +95,7 @@ def write_zarr(path: Path, columns: Mapping[str, np.ndarray], attrs: Mapping[str
         if name not in columns:
             continue
         data = columns[name]
-        arr = group.create_array(
+        group.create_array(
             name,
             shape=data.shape,
             dtype=data.dtype,
@@ -57,7 +104,10 @@ def write_zarr(path: Path, columns: Mapping[str, np.ndarray], attrs: Mapping[str
             compressors=_compressor(),
             fill_value=0,
         )
-        arr[...] = data
+        # the one shard's key under the default chunk key encoding: c/0/0/...
+        shard_file = path.joinpath(name, "c", *["0"] * data.ndim)
+        shard_file.parent.mkdir(parents=True, exist_ok=True)
+        shard_file.write_bytes(_encode_shard(data))
     for name, data in columns.items():
         if name in IMAGE_FIELDS:
             continue

@@ -107,7 +107,7 @@ def test_dead_leaves_occlusion_is_first_fallen_leaf(height: int, width: int, see
     """Every pixel shows the earliest disk covering it, checked by brute force over all disks."""
     rmax = max(1.0, max(height, width) / 2.0)
     labels, cy, cx, r = dl._leaf_labels(height, width, np.random.default_rng(seed), 1.0, rmax, 3.0)
-    assert labels.shape == (height, width) and labels.dtype == np.int64
+    assert labels.shape == (height, width) and labels.dtype == np.int32
     assert cy.shape == cx.shape == r.shape and r.min() >= 1.0 and r.max() <= rmax
     _brute_force_check(labels, cy, cx, r)
 

@@ -18,8 +18,10 @@ import math
 import numpy as np
 from numba import njit
 
-#: Label of a pixel that no disk covers yet (larger than every leaf index).
-UNCOVERED = np.iinfo(np.int64).max
+#: Label of a pixel that no disk covers yet (leaf labels count from 0).
+UNCOVERED = -1
+#: Leaf labels are int32: a quarter of the memory traffic of int64 is left for painting.
+LABEL_DTYPE = np.int32
 #: Block side of the coverage summary used to drop disks that land on covered regions.
 BLOCK = 8
 
@@ -28,36 +30,33 @@ BLOCK = 8
 def paint_round(labels, height, width, base, r, cy, cx, use_blocks, kept):
     """Paint one round of disks onto the flat ``labels``; return ``(kept count, pixels painted)``.
 
-    Disk ``k`` of the round (centre ``(cy[k], cx[k])``, radius ``r[k]``) is kept when its
-    bounding box, clipped to the image, is not empty and, if ``use_blocks``, touches a
-    ``BLOCK`` x ``BLOCK`` block that held an uncovered pixel when the round began (a conservative
-    test: a dropped disk could not have painted anything). Kept disks get the labels
-    ``base, base + 1, ...`` in draw order and their indices are written to ``kept``. A pixel
-    ``(y, x)`` is covered when ``(y - cy)**2 + (x - cx)**2 <= r**2``; it takes the first kept disk
-    that covers it, so painting in draw order and never overwriting is the minimum-label rule.
+    ``labels`` holds :data:`UNCOVERED` (-1) where no disk has landed yet. Disk ``k`` of the round
+    (centre ``(cy[k], cx[k])``, radius ``r[k]``) is kept when its bounding box, clipped to the
+    image, is not empty and, if ``use_blocks``, touches a ``BLOCK`` x ``BLOCK`` block that held
+    an uncovered pixel when the round began (a conservative test: a dropped disk could not have
+    painted anything). Kept disks get the labels ``base, base + 1, ...`` in draw order and their
+    indices are written to ``kept``. A pixel ``(y, x)`` is covered when
+    ``(y - cy)**2 + (x - cx)**2 <= r**2``; it takes the first kept disk that covers it, so
+    painting in draw order and never overwriting is the minimum-label rule.
     """
     half_h = (height - 1) / 2.0
     half_w = (width - 1) / 2.0
     hb = (height + BLOCK - 1) // BLOCK
     wb = (width + BLOCK - 1) // BLOCK
-    # Summed-area table of "this block has an uncovered pixel", taken before painting.
-    sat = np.zeros((hb + 1, wb + 1), dtype=np.int64)
-    if use_blocks:
-        for y in range(height):
-            row = y * width
-            for x in range(width):
-                if labels[row + x] == UNCOVERED:
-                    sat[y // BLOCK + 1, x // BLOCK + 1] = 1
-        for i in range(1, hb + 1):
-            for j in range(1, wb + 1):
-                sat[i, j] += sat[i - 1, j] + sat[i, j - 1] - sat[i - 1, j - 1]
-    # Uncovered pixels per row: fully covered rows of a disk are skipped.
+    # Uncovered pixels per row (fully covered rows of a disk are skipped) and the summed-area
+    # table of "this block has an uncovered pixel", both taken before painting.
     row_holes = np.zeros(height, dtype=np.int64)
+    sat = np.zeros((hb + 1, wb + 1), dtype=np.int64)
     for y in range(height):
         row = y * width
         for x in range(width):
-            if labels[row + x] == UNCOVERED:
+            if labels[row + x] < 0:
                 row_holes[y] += 1
+                sat[y // BLOCK + 1, x // BLOCK + 1] = 1
+    if use_blocks:
+        for i in range(1, hb + 1):
+            for j in range(1, wb + 1):
+                sat[i, j] += sat[i - 1, j] + sat[i, j - 1] - sat[i - 1, j - 1]
     n_kept = 0
     painted = 0
     for k in range(r.size):
@@ -92,7 +91,7 @@ def paint_round(labels, height, width, base, r, cy, cx, use_blocks, kept):
             xb = min(x1, int(math.ceil(cxk + half)) + 1)
             row = y * width
             for x in range(xa, xb + 1):
-                if labels[row + x] == UNCOVERED:
+                if labels[row + x] < 0:
                     dx = x - cxk
                     if dy2 + dx * dx <= r2:
                         labels[row + x] = label

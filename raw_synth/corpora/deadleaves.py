@@ -61,6 +61,15 @@ def _as_generator(seed: int | np.random.Generator) -> np.random.Generator:
     return np.random.default_rng(int(seed))
 
 
+def _uniform(rng: np.random.Generator, low: float, high: float, n: int) -> np.ndarray:
+    """``rng.uniform(low, high, n)``, the same numbers (numpy computes ``low + (high - low) * u``)
+    a third faster, without its broadcasting machinery."""
+    u = rng.random(n)
+    u *= high - low
+    u += low
+    return u
+
+
 def _power_law(
     rng: np.random.Generator, n: int, rmin: float, rmax: float, alpha: float
 ) -> np.ndarray:
@@ -92,12 +101,15 @@ def _leaf_labels(
     and numbered in draw order (:func:`~raw_synth.corpora._deadleaves_kernels.paint_round`).
 
     Returns:
-        labels ``(H, W)`` int64 indices into the three returned per-leaf arrays ``cy, cx, r``
+        labels ``(H, W)`` int32 indices into the three returned per-leaf arrays ``cy, cx, r``
         (float64, one entry per kept disk).
-    """
-    from raw_synth.corpora._deadleaves_kernels import UNCOVERED, paint_round
 
-    labels = np.full(height * width, UNCOVERED, dtype=np.int64)
+    Raises:
+        RawSynthError: More leaves than int32 labels can number (an image of billions of pixels).
+    """
+    from raw_synth.corpora._deadleaves_kernels import LABEL_DTYPE, UNCOVERED, paint_round
+
+    labels = np.full(height * width, UNCOVERED, dtype=LABEL_DTYPE)
     uncovered = height * width
     all_cy: list[np.ndarray] = []
     all_cx: list[np.ndarray] = []
@@ -109,9 +121,11 @@ def _leaf_labels(
     while uncovered > 0:
         rounds += 1
         r = _power_law(rng, chunk, rmin, rmax, alpha)
-        cy = rng.uniform(-rmax, height - 1 + rmax, chunk)
-        cx = rng.uniform(-rmax, width - 1 + rmax, chunk)
+        cy = _uniform(rng, -rmax, height - 1 + rmax, chunk)
+        cx = _uniform(rng, -rmax, width - 1 + rmax, chunk)
         use_blocks = uncovered < height * width // 2
+        if base + chunk > np.iinfo(LABEL_DTYPE).max:
+            raise RawSynthError(f"dead leaves {height}x{width}: more leaves than int32 labels can number")
         n_kept, painted = paint_round(labels, height, width, base, r, cy, cx, use_blocks, kept)
         index = kept[:n_kept]
         all_cy.append(cy[index])

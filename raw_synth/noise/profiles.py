@@ -25,6 +25,7 @@ sampled noise level realised as Poisson shot noise with the equivalent gain) and
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Mapping, Union
 
@@ -36,11 +37,12 @@ from raw_synth.noise.gaussian import GaussianParams
 from raw_synth.noise.physics import PhysicsParams
 from raw_synth.noise.poisson_gaussian import PoissonGaussianParams
 from raw_synth.noise.sampling import (
+    _draw_iso,
+    _sample_checked_nlf,
+    check_nlf_table,
     sample_cycleisp_dnd,
     sample_cycleisp_sidd,
     sample_eld,
-    sample_iso,
-    sample_nlf,
     sample_unprocessing,
 )
 
@@ -87,6 +89,25 @@ def iso_table(params: Mapping[str, Any], origin: str = "noise.params") -> dict[f
     return {float(i): (s, r) for i, s, r in zip(isos, shots, reads)}
 
 
+def _freeze(value: Any) -> Any:
+    """A hashable copy of nested dicts, lists and tuples of numbers."""
+    if isinstance(value, Mapping):
+        return tuple((k, _freeze(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_iso_table(frozen: tuple, origin: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`~raw_synth.noise.sampling.check_nlf_table` of a frozen ``{iso: (shot, read)}``,
+    once per table: read-only ``(isos, shots, reads)``."""
+    checked = check_nlf_table(dict(frozen), origin)
+    for arr in checked:
+        arr.flags.writeable = False
+    return checked
+
+
 def sample_camera_noise(profile: CameraProfile, rng: np.random.Generator) -> NoiseDraw:
     """Draw the noise parameters of one sample from a profile.
 
@@ -125,11 +146,11 @@ def sample_camera_noise(profile: CameraProfile, rng: np.random.Generator) -> Noi
     elif noise.sampler == "cycleisp-sidd":
         gaussian = sample_cycleisp_sidd(rng)
     else:
-        table = iso_table(params, f"{origin}: noise.params")
-        iso = sample_iso(table, rng)
-        gaussian = sample_nlf(table, rng, iso=iso,
-                              shot_scatter=float(params.get("shot_scatter", 0.1)),
-                              read_scatter=float(params.get("read_scatter", 0.1)))
+        # as sample_iso then sample_nlf(iso=...), with the table checked once per profile
+        checked = _checked_iso_table(_freeze(iso_table(params, f"{origin}: noise.params")), f"{origin}: noise.params")
+        iso = _draw_iso(checked[0], rng)
+        gaussian = _sample_checked_nlf(checked, rng, iso, float(params.get("shot_scatter", 0.1)),
+                                       float(params.get("read_scatter", 0.1)), False)
 
     if noise.model == "poisson-gaussian":
         converted = PoissonGaussianParams.from_noise_level(

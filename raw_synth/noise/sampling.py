@@ -457,10 +457,21 @@ def sample_nlf(
     Returns:
         :class:`GaussianParams` with per-plane tuples.
     """
+    return _sample_checked_nlf(check_nlf_table(table), numpy_rng(rng), iso, shot_scatter, read_scatter, clip)
+
+
+def _sample_checked_nlf(
+    checked: tuple[np.ndarray, np.ndarray, np.ndarray],
+    gen: np.random.Generator,
+    iso: Optional[float],
+    shot_scatter: float,
+    read_scatter: float,
+    clip: bool,
+) -> GaussianParams:
+    """:func:`sample_nlf` on a table :func:`check_nlf_table` has already checked (the same draws)."""
     if shot_scatter < 0.0 or read_scatter < 0.0:
         raise RawSynthError(f"shot_scatter/read_scatter: must be >= 0, got {shot_scatter}, {read_scatter}")
-    isos, shots, reads = check_nlf_table(table)
-    gen = numpy_rng(rng)
+    isos, shots, reads = checked
     if iso is None:
         iso = _draw_iso(isos, gen)
     shot, read = _interpolate(isos, shots, reads, iso)

@@ -34,11 +34,17 @@ WORKER_ENVIRON: dict[str, object] = {
     "OPENBLAS_NUM_THREADS": 1,
 }
 
-#: Dask settings of the local workers: no statistical profiler (it samples every task thread every
-#: 10 ms) and no GIL monitor, which only serve the dashboard we do not start; the environment above.
+#: Dask settings of the local cluster: no statistical profiler (it samples every task thread every
+#: 10 ms) and no GIL monitor, which only serve the dashboard we do not start; the event-loop watchdog,
+#: the system monitor and the memory monitor wake every 1 / 2 / 1 s instead of 20 / 500 / 100 ms (a
+#: shard task takes seconds): an idle 2-worker cluster then burns 1.9 % of a core instead of 9.6 %;
+#: the environment above.
 QUIET_WORKERS: dict[str, object] = {
     "distributed.worker.profile.enabled": False,
     "distributed.admin.system-monitor.gil.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "1s",
     "distributed.nanny.pre-spawn-environ": WORKER_ENVIRON,
 }
 

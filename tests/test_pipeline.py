@@ -357,14 +357,19 @@ def test_src_variants(tmp_path: Path) -> None:
     assert verify_store(out).ok
 
 
-def test_local_cluster_workers_get_the_allocator_environment() -> None:
+def test_local_cluster_workers_get_the_allocator_environment_and_quiet_settings() -> None:
+    import dask
     from distributed import Client
 
-    from pipelines.cluster import WORKER_ENVIRON, start_local_cluster
+    from pipelines.cluster import QUIET_WORKERS, WORKER_ENVIRON, start_local_cluster
 
+    keys = [k for k in QUIET_WORKERS if k != "distributed.nanny.pre-spawn-environ"]
     with start_local_cluster(1) as cluster, Client(cluster) as client:
         seen = list(client.run(lambda: {k: os.environ.get(k) for k in WORKER_ENVIRON}).values())
+        settings = list(client.run(lambda: {k: dask.config.get(k) for k in keys}).values())
     assert seen == [{k: str(v) for k, v in WORKER_ENVIRON.items()}]
+    assert settings == [{k: QUIET_WORKERS[k] for k in keys}]
+    assert settings[0]["distributed.admin.tick.interval"] == "1s"
     assert WORKER_ENVIRON["MALLOC_ARENA_MAX"] == 1 and WORKER_ENVIRON["OMP_NUM_THREADS"] == 1
 
 

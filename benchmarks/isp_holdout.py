@@ -66,11 +66,14 @@ def holdout_pairs(data_dir: Path, cache_dir: Path) -> list[dict[str, Any]]:
 
 
 def predict_ssdnet(model: Any, rgb: np.ndarray) -> np.ndarray:
-    """Packed RAW ``(4, h, w)`` from SSDNet's mean head."""
+    """Packed RAW ``(4, h, w)`` from SSDNet's mean head, on the input the engine gives it (lifted to
+    :data:`raw_synth.engine.SRGB_FLOOR`)."""
     import torch
 
+    from raw_synth.engine import SRGB_FLOOR
+
     with torch.inference_mode():
-        x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+        x = torch.from_numpy(np.ascontiguousarray(np.maximum(rgb, SRGB_FLOOR).transpose(2, 0, 1)))[None]
         return model.predict(x)["mu"][0].numpy()
 
 

@@ -166,6 +166,16 @@ def _camera_facts(path: Path, extra: dict[str, Any]) -> tuple[tuple[float, float
     return (float(gains[0]), float(gains[1]), float(gains[2]), float(gains[3])), matrix, name
 
 
+#: Smallest sRGB value the SSDNet engine passes to the network: one 8-bit code. SSDNet's convolutions
+#: have no bias and every block starts with a per-pixel LayerNorm, so the network is nearly blind to
+#: the scale of its input: a flat region darker than about 0.002 (a clipped black background) is
+#: normalised into the colour of its rounding noise, and the bundled checkpoint turned the
+#: astronaut's black background (10 % of the photo at exactly 0) to RAW red 0.19. At 1/255 such
+#: regions come out black (RAW 0.0003); the lift is below half an 8-bit step of any photo and
+#: changes no other pixel (``docs/model_card_isp.md``).
+SRGB_FLOOR: float = 1.0 / 255.0
+
+
 class SSDNetEngine:
     """The learned inverse ISP: a trained SSDNet checkpoint as an engine.
 
@@ -245,7 +255,8 @@ class SSDNetEngine:
 
         from raw_synth.inference import run_inference
 
-        rgb = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous().to(self.device)
+        # np.maximum makes the batch (the inputs are not modified) and lifts near-black to SRGB_FLOOR
+        rgb = torch.from_numpy(np.maximum(np.stack(images), SRGB_FLOOR)).permute(0, 3, 1, 2).contiguous().to(self.device)
         generators = None
         if self.options.test_resample:
             generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]

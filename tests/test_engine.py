@@ -82,8 +82,8 @@ def test_ssdnet_engine_convert(engine, checkpoint):
     np.testing.assert_array_equal(result.xyz_to_cam, np.array(CAMERA["xyz_to_cam"]))
     assert result.uncertainty is None
     assert result.params["camera"] == "test-cam" and result.params["test_resample"] == 0
-    # The same as the model through predict_tiled.
-    x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+    # The same as the model through predict_tiled, on the input lifted to SRGB_FLOOR.
+    x = torch.from_numpy(np.maximum(rgb, engine_module.SRGB_FLOOR)).permute(2, 0, 1)[None]
     with torch.inference_mode():
         expected = predict_tiled(engine.model, x, tile=64, overlap=16)["mu"][0].numpy()
     np.testing.assert_allclose(result.packed, expected, atol=1e-6)
@@ -148,6 +148,33 @@ def test_bundled_checkpoint(monkeypatch, tmp_path, checkpoint):
     monkeypatch.setattr(engine_module, "BUNDLED_CHECKPOINT", checkpoint)
     assert bundled_checkpoint() == checkpoint
     assert create_engine("ssdnet", device="cpu").checkpoint == checkpoint
+
+
+def test_ssdnet_engine_lifts_near_black_input(engine):
+    """Input below one 8-bit code reaches the network as SRGB_FLOOR (1/255), and the caller's image is
+    not modified; pixels at or above the floor are untouched."""
+    assert engine_module.SRGB_FLOOR == 1.0 / 255.0
+    image = _image(64, 64, seed=5)
+    image[:20] = 0.0
+    image[20:30] *= 0.003
+    before = image.copy()
+    lifted = np.maximum(image, np.float32(1.0 / 255.0))
+    out = engine.convert(image, np.random.default_rng(0)).packed
+    np.testing.assert_array_equal(image, before)
+    np.testing.assert_array_equal(out, engine.convert(lifted, np.random.default_rng(0)).packed)
+    with torch.inference_mode():  # the network on the unlifted image gives something else
+        unlifted = predict_tiled(engine.model, torch.from_numpy(image).permute(2, 0, 1)[None], tile=64, overlap=16)
+    assert np.abs(unlifted["mu"][0].numpy() - out).max() > 1e-4
+
+
+def test_bundled_ssdnet_renders_black_as_black():
+    """The bundled checkpoint on a flat black image: RAW near 0 in every plane (it gave R = 0.07-0.19
+    before the engine lifted near-black input)."""
+    if bundled_checkpoint() is None:
+        pytest.skip("no bundled checkpoint")
+    packed = create_engine("ssdnet", device="cpu").convert(np.zeros((64, 64, 3), np.float32), np.random.default_rng(0)).packed
+    assert packed.shape == (4, 32, 32)
+    assert packed.max() < 0.005
 
 
 def test_error_cases(tmp_path, checkpoint):

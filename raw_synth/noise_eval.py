@@ -68,7 +68,7 @@ from raw_synth.noise import gaussian, physics, poisson_gaussian
 from raw_synth.noise.gaussian import GaussianParams
 from raw_synth.noise.physics import PhysicsParams
 from raw_synth.noise.poisson_gaussian import PoissonGaussianParams
-from raw_synth.noise.sampling import sample_cycleisp_dnd, sample_cycleisp_sidd, sample_nlf, sample_unprocessing
+from raw_synth.noise.sampling import sample_cycleisp_sidd, sample_nlf, sample_unprocessing
 
 __all__ = [
     "NLF_FLOOR",

@@ -45,7 +45,6 @@ def test_unknown_camera_is_one_line_error() -> None:
 
 
 def test_convert_writes_dngs_that_rawpy_renders(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
     photo = tmp_path / "photo.png"
     # A smooth colour gradient with an odd size: the last column and row get cropped.
     yy, xx = np.mgrid[0:37, 0:51] / 50.0

@@ -318,7 +318,7 @@ def train_isp(
     if run.exists() and not run.is_dir():
         raise RawSynthError(f"{run}: run folder path exists and is not a folder")
     run.mkdir(parents=True, exist_ok=True)
-    state_path, metrics_path = run / STATE_NAME, run / METRICS_NAME
+    state_path = run / STATE_NAME
 
     previous = None
     if resume and state_path.is_file():

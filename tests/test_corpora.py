@@ -125,6 +125,35 @@ def test_dead_leaves_pinned_values() -> None:
     np.testing.assert_allclose(img[20, 30], [0.3575133979320526, 0.4565484821796417, 0.3666997253894806], atol=1e-6)
 
 
+def test_dead_leaves_kernels_compile_without_a_cache_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where numba has nowhere to cache (it raises at decoration), the kernels compile per process
+    and render the same image."""
+    import importlib
+
+    import numba
+
+    from raw_synth.corpora import _deadleaves_kernels as kernels
+
+    expected = dead_leaves(24, 20, seed=3)
+    real_njit = numba.njit
+    calls: list[bool] = []
+
+    def njit_without_cache(*args, **kwargs):
+        calls.append(bool(kwargs.get("cache")))
+        if kwargs.get("cache"):
+            raise RuntimeError("cannot cache function: no locator available")
+        return real_njit(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", njit_without_cache)
+    try:
+        importlib.reload(kernels)
+        assert calls == [True, False] * 4  # each of the four kernels: cache refused, compiled without
+        np.testing.assert_array_equal(dead_leaves(24, 20, seed=3), expected)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(kernels)
+
+
 def test_dead_leaves_shading_kernel_equals_numpy() -> None:
     from raw_synth.corpora._deadleaves_kernels import shade
 

@@ -8,15 +8,29 @@ replaced, in the same order, so the images are bit-identical (``tests/test_corpo
 them).
 
 Compiled functions are cached on disk (numba ``cache=True``), so only the first process on a
-machine pays the compile (about a second).
+machine pays the compile (about 6 s for all four); without a writable cache folder every process
+compiles.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 
+import numba
 import numpy as np
-from numba import njit
+
+logger = logging.getLogger(__name__)
+
+
+def _compiled(function):
+    """``numba.njit(nogil=True)`` with the on-disk cache, or without it where numba finds no
+    writable cache folder (a read-only install and no home directory): then each process compiles."""
+    try:
+        return numba.njit(cache=True, nogil=True)(function)
+    except RuntimeError as error:  # "cannot cache function ...: no locator available"
+        logger.debug("%s: compiling without a cache (%s)", function.__name__, error)
+        return numba.njit(nogil=True)(function)
 
 #: Label of a pixel that no disk covers yet (leaf labels count from 0).
 UNCOVERED = -1
@@ -26,7 +40,7 @@ LABEL_DTYPE = np.int32
 BLOCK = 8
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def paint_round(labels, height, width, base, r, cy, cx, use_blocks, kept):
     """Paint one round of disks onto the flat ``labels``; return ``(kept count, pixels painted)``.
 
@@ -100,7 +114,7 @@ def paint_round(labels, height, width, base, r, cy, cx, use_blocks, kept):
     return n_kept, painted
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def shade(labels, colours, table):
     """``colours[l] * (table[l, 0] + table[l, 1] * y + table[l, 2] * x)`` per pixel, float32.
 
@@ -124,7 +138,7 @@ def shade(labels, colours, table):
     return img
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def blur_rows(src, taps):
     """Symmetric-boundary blur along axis 0 of a float32 ``(H, M)`` array.
 
@@ -150,7 +164,7 @@ def blur_rows(src, taps):
     return out
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def blur_columns(src, taps):
     """:func:`blur_rows` along axis 1 of a float32 ``(H, W, C)`` array (needs ``len(taps) - 1 < W``)."""
     height, width, ch = src.shape

@@ -32,9 +32,10 @@ def _compiled(function):
         logger.debug("%s: compiling without a cache (%s)", function.__name__, error)
         return numba.njit(nogil=True)(function)
 
+
 #: Label of a pixel that no disk covers yet (leaf labels count from 0).
 UNCOVERED = -1
-#: Leaf labels are int32: a quarter of the memory traffic of int64 is left for painting.
+#: Leaf labels are int32: painting moves half the bytes of int64 labels.
 LABEL_DTYPE = np.int32
 #: Block side of the coverage summary used to drop disks that land on covered regions.
 BLOCK = 8

@@ -255,8 +255,9 @@ class SSDNetEngine:
 
         from raw_synth.inference import run_inference
 
-        # np.maximum makes the batch (the inputs are not modified) and lifts near-black to SRGB_FLOOR
-        rgb = torch.from_numpy(np.maximum(np.stack(images), SRGB_FLOOR)).permute(0, 3, 1, 2).contiguous().to(self.device)
+        batch = np.stack(images)  # a new array: lifting near-black to SRGB_FLOOR in place leaves the inputs alone
+        np.maximum(batch, SRGB_FLOOR, out=batch)
+        rgb = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous().to(self.device)
         generators = None
         if self.options.test_resample:
             generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]

@@ -5,8 +5,10 @@
 :func:`resolve_cameras` turns ``--cameras`` into camera profiles.
 
 Only some fields decide *what* is generated (:data:`IDENTITY_FIELDS`); they are the ones a resumed
-run must share with the store. ``out``, ``workers``, ``scheduler``, ``device`` and ``overwrite``
-only say where and how, so a run may resume with another worker count or on another cluster.
+run must share with the store. ``out``, ``workers``, ``scheduler``, ``device``, ``cache_mb`` and
+``overwrite`` only say where and how, so a run may resume with another worker count, cache size or
+on another cluster. Identity fields added after stores were first written have a
+:data:`LEGACY_DEFAULTS` value: a manifest without the field was made with that value.
 """
 
 from __future__ import annotations
@@ -14,19 +16,25 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from raw_synth.camera import CameraProfile, get_profile, list_profiles
 from raw_synth.errors import RawSynthError
+
+if TYPE_CHECKING:  # raw_synth.camera imports torch; the client needs it only to resolve the cameras
+    from raw_synth.camera import CameraProfile
 
 __all__ = [
     "GenerateConfig",
     "IDENTITY_FIELDS",
+    "LEGACY_DEFAULTS",
+    "DOWNSCALES",
+    "DEFAULT_CACHE_MB",
     "FORMATS",
     "CAMERA_GROUPS",
     "check_config",
+    "check_options",
     "resolve_cameras",
     "profile_digest",
 ]
@@ -38,8 +46,14 @@ CAMERA_GROUPS: dict[str, str] = {"sidd": "sidd-", "eld": "eld-"}
 #: Fields that decide the content of the store (compared on resume).
 IDENTITY_FIELDS: tuple[str, ...] = (
     "n", "src", "engine", "model", "cameras", "patch", "format", "shard_size", "seed", "clean_dtype",
-    "uncertainty",
+    "uncertainty", "crops_per_image", "downscale",
 )
+#: Identity fields that stores written before them lack, with the value those stores were made with.
+LEGACY_DEFAULTS: dict[str, Any] = {"crops_per_image": 1, "downscale": 1}
+#: ``--downscale`` factors (the same as :data:`raw_synth.io.images.DOWNSCALES`).
+DOWNSCALES: tuple[int, ...] = (1, 2, 4)
+#: Default ``--cache-mb``: each worker's decoded-image cache (:data:`raw_synth.sources.DEFAULT_CACHE_BYTES`).
+DEFAULT_CACHE_MB = 1024
 
 
 @dataclass(frozen=True)
@@ -49,7 +63,8 @@ class GenerateConfig:
     Attributes:
         n: Number of noisy/clean pairs to write (``--n``).
         out: Store folder (``--out``); created if missing.
-        src: Input images: a folder, a glob, a list file, ``"samples"`` or ``"deadleaves"``.
+        src: Input images: a folder, a glob, a list file, ``"samples"`` or an unbounded corpus of
+            :mod:`raw_synth.corpora` (``"deadleaves"``, ...).
         engine: Inverse ISP, ``"upi"`` or ``"ssdnet"``.
         model: SSDNet checkpoint (``.safetensors``) of ``engine="ssdnet"``; ``None`` takes the
             bundled one (:func:`raw_synth.engine.bundled_checkpoint`).
@@ -65,6 +80,10 @@ class GenerateConfig:
         clean_dtype: Stored dtype of the clean image, ``"float16"`` or ``"float32"``.
         overwrite: Replace a store that holds a different configuration.
         uncertainty: Also store SSDNet's per-pixel uncertainty (``ssdnet`` only).
+        crops_per_image: ``k``: consecutive samples that crop the same photo (photo sources), so a
+            worker decodes each photo once for ``k`` samples.
+        downscale: Decode photos shrunk by 1, 2 or 4 (box filter) before cropping (photo sources).
+        cache_mb: Budget of each worker's decoded-photo cache in MiB (speed and memory only).
     """
 
     n: int
@@ -83,6 +102,9 @@ class GenerateConfig:
     clean_dtype: str = "float16"
     overwrite: bool = False
     uncertainty: bool = False
+    crops_per_image: int = 1
+    downscale: int = 1
+    cache_mb: int = DEFAULT_CACHE_MB
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (paths as strings)."""
@@ -102,38 +124,29 @@ def _int(value: Any, option: str, minimum: int) -> None:
         raise RawSynthError(f"{option}: expected an integer >= {minimum}, got {value!r}")
 
 
-def check_config(config: GenerateConfig) -> None:
-    """Validate a configuration without touching the disk or the sources.
+def check_options(config: GenerateConfig) -> None:
+    """Validate every option that needs no import of the engines (fast; see :func:`check_config`).
 
     Raises:
         RawSynthError: Naming the option and the problem, e.g. ``"--patch: expected an even
             number of pixels >= 2, got 33"``.
     """
-    from raw_synth.engine import list_engines
-
     if not isinstance(config, GenerateConfig):
         raise RawSynthError(f"config: expected a GenerateConfig, got {type(config).__name__}")
     _int(config.n, "--n", 1)
     _int(config.shard_size, "--shard-size", 1)
     _int(config.workers, "--workers", 1)
     _int(config.seed, "--seed", 0)
+    _int(config.crops_per_image, "--crops-per-image", 1)
+    _int(config.cache_mb, "--cache-mb", 0)
+    if isinstance(config.downscale, bool) or config.downscale not in DOWNSCALES:
+        raise RawSynthError(f"--downscale: expected one of {', '.join(map(str, DOWNSCALES))}, got {config.downscale!r}")
     if isinstance(config.patch, bool) or not isinstance(config.patch, (int, np.integer)) or config.patch < 2 \
             or config.patch % 2:
         raise RawSynthError(f"--patch: expected an even number of pixels >= 2, got {config.patch!r}")
     if not str(config.out).strip():
         raise RawSynthError("--out: expected a folder path, got an empty string")
-    if config.engine not in list_engines():
-        raise RawSynthError(f"--engine: unknown engine {config.engine!r}: expected one of {', '.join(list_engines())}")
-    if config.engine == "ssdnet":
-        if config.model is None:
-            from raw_synth.engine import bundled_checkpoint
-
-            if bundled_checkpoint() is None:
-                raise RawSynthError("--model: this install has no bundled SSDNet checkpoint; pass --model "
-                                    "CKPT.safetensors or use --engine upi")
-        elif not Path(config.model).is_file():
-            raise RawSynthError(f"--model: {config.model}: checkpoint file not found")
-    elif config.model is not None:
+    if config.model is not None and config.engine != "ssdnet":
         raise RawSynthError(f"--model: only used with --engine ssdnet, not with {config.engine!r}")
     if config.uncertainty and config.engine != "ssdnet":
         raise RawSynthError(f"--uncertainty: needs --engine ssdnet (its variance head), not {config.engine!r}")
@@ -148,7 +161,33 @@ def check_config(config: GenerateConfig) -> None:
     if not isinstance(config.cameras, str) or not config.cameras.strip():
         raise RawSynthError(f"--cameras: expected a comma list of profiles, got {config.cameras!r}")
     if not isinstance(config.src, str) or not config.src.strip():
-        raise RawSynthError(f"--src: expected a folder, glob, list file, 'samples' or 'deadleaves', got {config.src!r}")
+        raise RawSynthError(f"--src: expected a folder, glob, list file, 'samples' or a procedural corpus such as "
+                            f"'deadleaves', got {config.src!r}")
+
+
+def check_config(config: GenerateConfig) -> None:
+    """Validate a configuration without touching the disk or the sources.
+
+    :func:`check_options`, then the engine and its checkpoint (this imports the engines, torch).
+
+    Raises:
+        RawSynthError: Naming the option and the problem, e.g. ``"--patch: expected an even
+            number of pixels >= 2, got 33"``.
+    """
+    from raw_synth.engine import list_engines
+
+    check_options(config)
+    if config.engine not in list_engines():
+        raise RawSynthError(f"--engine: unknown engine {config.engine!r}: expected one of {', '.join(list_engines())}")
+    if config.engine == "ssdnet":
+        if config.model is None:
+            from raw_synth.engine import bundled_checkpoint
+
+            if bundled_checkpoint() is None:
+                raise RawSynthError("--model: this install has no bundled SSDNet checkpoint; pass --model "
+                                    "CKPT.safetensors or use --engine upi")
+        elif not Path(config.model).is_file():
+            raise RawSynthError(f"--model: {config.model}: checkpoint file not found")
 
 
 def resolve_cameras(spec: str) -> list[CameraProfile]:
@@ -163,6 +202,7 @@ def resolve_cameras(spec: str) -> list[CameraProfile]:
     Raises:
         RawSynthError: Unknown names, unreadable files, profiles without noise, an empty list.
     """
+    from raw_synth.camera import get_profile, list_profiles
     from raw_synth.noise.profiles import sample_camera_noise
 
     words = [w.strip() for w in str(spec).split(",") if w.strip()]

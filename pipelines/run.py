@@ -10,7 +10,10 @@
    clears the store first;
 3. run one task per missing shard: on a :class:`distributed.LocalCluster` of ``workers``
    processes with one thread each, on an existing cluster when ``scheduler`` is given, or in this
-   process when ``workers == 1`` (same arrays, no cluster start-up);
+   process when ``workers == 1`` (same arrays, no cluster start-up). The local cluster starts on a
+   background thread as soon as the options are checked, and its workers load their modules
+   while this process imports torch, reads the sources and prepares the store
+   (:class:`pipelines.cluster.BackgroundCluster`);
 4. record every finished shard in the manifest (atomic save) as it completes, so killing the run
    at any moment loses at most the shards in flight.
 
@@ -32,20 +35,24 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from pipelines.config import GenerateConfig, check_config, profile_digest, resolve_cameras
-from pipelines.plan import ShardPlan, plan_shards
-from pipelines.worker import ShardJob, make_shard
+from pipelines.config import (LEGACY_DEFAULTS, GenerateConfig, check_config, check_options, profile_digest,
+                              resolve_cameras)
+from pipelines.plan import ShardPlan, n_shards, plan_shards
 from raw_synth.errors import RawSynthError
-from raw_synth.sources import Sources, resolve_sources
+
+if TYPE_CHECKING:  # both import torch, which the client loads while the local cluster starts
+    from pipelines.cluster import BackgroundCluster
+    from pipelines.worker import ShardJob
+    from raw_synth.sources import Sources
 
 __all__ = ["GenerateConfig", "GenerateSummary", "generate", "prepare_store", "manifest_config", "RUN_ONLY_FIELDS"]
 
 logger = logging.getLogger(__name__)
 
 #: Configuration fields that do not change what is generated; not compared on resume.
-RUN_ONLY_FIELDS: tuple[str, ...] = ("out", "workers", "scheduler", "device", "overwrite")
+RUN_ONLY_FIELDS: tuple[str, ...] = ("out", "workers", "scheduler", "device", "overwrite", "cache_mb")
 
 
 @dataclass(frozen=True)
@@ -150,6 +157,8 @@ def prepare_store(config: GenerateConfig, out: Path, wanted: dict[str, Any], eng
             if not config.overwrite:
                 raise RawSynthError(f"{error}; use --overwrite to replace it") from None
         if manifest is not None and not config.overwrite:
+            for name, value in LEGACY_DEFAULTS.items():  # a store written before the field existed
+                manifest.config.setdefault(name, value)
             manifest.check_compatible(wanted, where=out, ignore=RUN_ONLY_FIELDS)
         if config.overwrite:
             _clear_store(out)
@@ -201,6 +210,13 @@ def _torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def make_shard(shard_index: int, start: int, stop: int, job: ShardJob) -> dict[str, Any]:
+    """:func:`pipelines.worker.make_shard`, imported on first use (it loads torch)."""
+    from pipelines import worker
+
+    return worker.make_shard(shard_index, start, stop, job)
+
+
 def _run_in_process(shards: list[ShardPlan], job: ShardJob, on_done: Callable[[dict[str, Any]], None]) -> float:
     """Run the shards one after the other in this process; return the time the first started."""
     started = time.perf_counter()
@@ -208,6 +224,32 @@ def _run_in_process(shards: list[ShardPlan], job: ShardJob, on_done: Callable[[d
         for shard in shards:
             on_done(make_shard(shard.index, shard.start, shard.stop, job))
     return started
+
+
+def _store_looks_complete(out: Path, config: GenerateConfig) -> bool:
+    """Whether ``out`` already lists every shard of ``config`` as complete (a cheap look, no checks)."""
+    import json
+
+    try:
+        data = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        shards = data.get("shards", {})
+        complete = sum(1 for entry in shards.values() if entry.get("state") == "complete")
+        return int(data.get("n_samples", -1)) == int(config.n) and complete == n_shards(int(config.n),
+                                                                                          int(config.shard_size))
+    except (OSError, ValueError, TypeError, AttributeError, RawSynthError):
+        return False
+
+
+def _start_local_cluster_early(config: GenerateConfig, out: Path) -> BackgroundCluster | None:
+    """The local cluster, starting in the background, when this run will need one (else ``None``)."""
+    if config.scheduler is not None or int(config.workers) == 1 or _store_looks_complete(out, config):
+        return None
+    from functools import partial
+
+    from pipelines.cluster import BackgroundCluster
+    from pipelines.warmup import warm_up
+
+    return BackgroundCluster(int(config.workers), warm_up=partial(warm_up, str(config.src)))
 
 
 def _client(config: GenerateConfig):
@@ -226,32 +268,26 @@ def _client(config: GenerateConfig):
         raise
 
 
-def _run_dask(shards: list[ShardPlan], job: ShardJob, config: GenerateConfig,
+def _run_dask(shards: list[ShardPlan], job: ShardJob, client: Any,
               on_done: Callable[[dict[str, Any]], None]) -> float:
-    """Run the shards as Dask tasks; return the time the first was submitted (cluster up)."""
+    """Run the shards as Dask tasks on ``client``; return the time the first was submitted."""
     from distributed import as_completed
 
-    client, cluster = _client(config)
+    started = time.perf_counter()
+    shared = client.scatter(job, broadcast=True, hash=False)
+    token = uuid.uuid4().hex[:8]
+    futures = [
+        client.submit(make_shard, s.index, s.start, s.stop, shared, key=f"raw-synth-shard-{s.index:06d}-{token}",
+                      pure=False, priority=-s.index)
+        for s in shards
+    ]
     try:
-        started = time.perf_counter()
-        shared = client.scatter(job, broadcast=True, hash=False)
-        token = uuid.uuid4().hex[:8]
-        futures = [
-            client.submit(make_shard, s.index, s.start, s.stop, shared, key=f"raw-synth-shard-{s.index:06d}-{token}",
-                          pure=False, priority=-s.index)
-            for s in shards
-        ]
-        try:
-            for future in as_completed(futures):
-                on_done(future.result())
-        except BaseException:
-            client.cancel(futures)
-            raise
-        return started
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        for future in as_completed(futures):
+            on_done(future.result())
+    except BaseException:
+        client.cancel(futures)
+        raise
+    return started
 
 
 def generate(config: GenerateConfig, progress: bool = True) -> GenerateSummary:
@@ -269,14 +305,28 @@ def generate(config: GenerateConfig, progress: bool = True) -> GenerateSummary:
             different configuration without ``overwrite``, an unreachable scheduler, or a sample
             that cannot be made. Shards finished before the error stay recorded.
     """
+    began = time.perf_counter()
+    check_options(config)
+    out = Path(config.out).expanduser().resolve()
+    starting = _start_local_cluster_early(config, out)
+    try:
+        return _generate(config, out, progress, began, starting)
+    finally:
+        if starting is not None:
+            starting.close()
+
+
+def _generate(config: GenerateConfig, out: Path, progress: bool, began: float,
+              starting: BackgroundCluster | None) -> GenerateSummary:
+    """:func:`generate` once the options are checked and a local cluster (if any) is starting."""
     from tqdm import tqdm
 
+    from pipelines.worker import ShardJob
+    from raw_synth.sources import resolve_sources
     from raw_synth.store.records import ShardInfo
     from raw_synth.store.writer import shard_name
 
-    began = time.perf_counter()
     check_config(config)
-    out = Path(config.out).expanduser().resolve()
     model = config.model
     if model is None and config.engine == "ssdnet":
         from raw_synth.engine import bundled_checkpoint
@@ -285,7 +335,8 @@ def generate(config: GenerateConfig, progress: bool = True) -> GenerateSummary:
     config = GenerateConfig(**{**config.__dict__, "out": str(out),
                                "model": None if model is None else str(Path(model).resolve())})
     cameras = resolve_cameras(config.cameras)
-    sources = resolve_sources(config.src, int(config.patch))
+    sources = resolve_sources(config.src, int(config.patch), downscale=int(config.downscale),
+                              crops_per_image=int(config.crops_per_image), cache_bytes=int(config.cache_mb) << 20)
     model_sha = _file_sha256(Path(config.model)) if config.model is not None else None
     wanted = manifest_config(config, sources, cameras, model_sha)
     engine = {"name": config.engine, "checkpoint_sha256": model_sha}
@@ -325,11 +376,22 @@ def generate(config: GenerateConfig, progress: bool = True) -> GenerateSummary:
         elif config.scheduler is None and int(config.workers) == 1:
             mode = "in-process"
             compute_began = _run_in_process(missing, job, on_done)
+        elif starting is not None:
+            mode = "local"
+            compute_began = _run_dask(missing, job, starting.client(), on_done)
         else:
             mode = config.scheduler or "local"
-            compute_began = _run_dask(missing, job, config, on_done)
+            client, cluster = _client(config)
+            try:
+                compute_began = _run_dask(missing, job, client, on_done)
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
     finally:
         bar.close()
+        if starting is not None:
+            starting.close()  # counted in the run's time, as a user waits for it
     compute_seconds = time.perf_counter() - compute_began
     seconds = time.perf_counter() - began
     summary = GenerateSummary(

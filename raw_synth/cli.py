@@ -289,7 +289,8 @@ def noise_eval(sidd_dir: Path, models: str | None, out_dir: Path, camera_codes: 
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Store folder (re-running the same command resumes).")
 @click.option("--src", default="deadleaves", show_default=True,
-              help="Inputs: a folder (recursive), a glob, a list file, 'samples' or 'deadleaves'.")
+              help="Inputs: a folder (recursive), a glob, a list file, 'samples' or a procedural corpus "
+                   "('deadleaves', ...).")
 @click.option("--engine", "engine_name", default="upi", show_default=True, type=click.Choice(["upi", "ssdnet"]),
               help="Inverse ISP: Unprocessing or the learned SSDNet (bundled checkpoint unless --model).")
 @click.option("--model", default=None, help="SSDNet checkpoint (default: the bundled one).")
@@ -305,10 +306,17 @@ def noise_eval(sidd_dir: Path, models: str | None, out_dir: Path, camera_codes: 
 @click.option("--clean-dtype", default="float16", show_default=True, type=click.Choice(["float16", "float32"]))
 @click.option("--uncertainty", is_flag=True, help="Also store SSDNet's per-pixel uncertainty (ssdnet engine).")
 @click.option("--overwrite", is_flag=True, help="Replace a store made with a different configuration.")
+@click.option("--crops-per-image", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Photo sources: K consecutive pairs crop the same photo, decoded once (part of the store's identity).")
+@click.option("--downscale", default="1", show_default=True, type=click.Choice(["1", "2", "4"]),
+              help="Photo sources: decode photos shrunk by this factor, a box average (part of the store's identity).")
+@click.option("--cache-mb", default=1024, show_default=True, type=click.IntRange(min=0),
+              help="Decoded photos each worker keeps in memory, in MiB (speed and memory only).")
 @_friendly_errors
 def generate(n: int, out_dir: Path, src: str, engine_name: str, model: str | None, cameras: str, patch: int,
              fmt: str, shard_size: int, workers: int, scheduler: str | None, seed: int, device: str,
-             clean_dtype: str, uncertainty: bool, overwrite: bool) -> None:
+             clean_dtype: str, uncertainty: bool, overwrite: bool, crops_per_image: int, downscale: str,
+             cache_mb: int) -> None:
     """Generate N noisy/clean RAW pairs into a sharded Zarr or HDF5 store."""
     from pipelines.run import GenerateConfig
     from pipelines.run import generate as run_generate
@@ -318,7 +326,8 @@ def generate(n: int, out_dir: Path, src: str, engine_name: str, model: str | Non
     summary = run_generate(GenerateConfig(
         n=n, out=str(out_dir), src=src, engine=engine_name, model=model, cameras=cameras, patch=patch,
         format=fmt, shard_size=shard_size, workers=workers, scheduler=scheduler, seed=seed, device=device,
-        clean_dtype=clean_dtype, overwrite=overwrite, uncertainty=uncertainty))
+        clean_dtype=clean_dtype, overwrite=overwrite, uncertainty=uncertainty, crops_per_image=crops_per_image,
+        downscale=int(downscale), cache_mb=cache_mb))
     click.echo(f"{summary.out}: {summary.n_written} pairs written, {summary.n_resumed} resumed, "
                f"{summary.pairs_per_second:.1f} pairs/s, {summary.seconds:.1f} s, "
                f"{len(summary.skipped)} inputs skipped")

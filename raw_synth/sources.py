@@ -7,19 +7,30 @@
 * a **list file** - one path per line, ``#`` starts a comment, relative paths are relative to the
   list file's folder (a single image file is a one-item source);
 * ``samples`` - the photographs bundled with the package;
-* ``deadleaves`` - procedural dead-leaves images, unbounded (the default).
+* an unbounded **procedural corpus** of :mod:`raw_synth.corpora` (one whose
+  ``corpus_length`` is ``None``), e.g. ``deadleaves`` (the default): every sample renders its
+  own image at the patch size.
 
 :func:`resolve_sources` runs once, on the client, before planning: it reads every file's header
 with Pillow (cheap, no pixel decoding) and keeps the files that can serve a ``patch x patch``
-crop; the others are skipped with their reason (not an image, corrupt header, smaller than the
-patch). A file whose pixels turn out unreadable later, in a worker, is reported by
-:meth:`Sources.load_patch` (its :class:`SourcePatch` carries the failure) and the sample falls
-back to the next item, deterministically.
+crop at the chosen ``downscale``; the others are skipped with their reason (not an image, corrupt
+header, smaller than the patch). A file whose pixels turn out unreadable later, in a worker, is
+reported by :meth:`Sources.load_patch` (its :class:`SourcePatch` carries the failure) and the
+sample falls back to the next item, deterministically.
 
-Sample ``index`` of a run seeded with ``seed`` uses item ``perm[index % n_items]``, where
-``perm`` is a permutation fixed by ``seed``; its crop is a random ``patch x patch`` window with
-even ``(y, x)`` (so the Bayer phase of the inverse ISP's mosaic is the image's), drawn from the
-sample's generator. ``deadleaves`` renders item ``index`` at the patch size (crop ``(0, 0)``).
+Sample ``index`` of a run seeded with ``seed`` uses item ``perm[(index // k) % n_items]``, where
+``perm`` is a permutation fixed by ``seed`` and ``k`` is ``crops_per_image`` (1 by default:
+consecutive samples visit different items). With ``k > 1``, ``k`` consecutive samples - which
+one shard task makes one after the other - share an item, so a worker decodes it once for ``k``
+crops. Each sample's crop is a random ``patch x patch`` window with even ``(y, x)`` (so the Bayer
+phase of the inverse ISP's mosaic is the image's), drawn from the sample's generator. A
+procedural corpus renders item ``index`` at the patch size (crop ``(0, 0)``).
+
+Decoding: a worker decodes a file once to its compact form
+(:func:`raw_synth.io.images.decode_image`: ``uint8`` codes for 8-bit files, ``uint16`` for
+16-bit ones, grey as one channel, optionally shrunk by ``downscale`` with a box filter), keeps it
+in a byte-bounded cache (:class:`ImageCache`), and converts only the crop to float. At
+``downscale`` 1 a patch is bit for bit ``read_image(path)[y : y + patch, x : x + patch]``.
 
 Example:
     >>> src = resolve_sources("deadleaves", patch=32)
@@ -40,17 +51,23 @@ from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from raw_synth.errors import RawSynthError
 
+if TYPE_CHECKING:  # raw_synth.io imports torch; a client resolving a procedural --src does not need it
+    from raw_synth.io.images import CompactImage
+
 __all__ = [
+    "DEFAULT_CACHE_BYTES",
     "IMAGE_EXTENSIONS",
+    "ImageCache",
     "Skipped",
     "SourcePatch",
     "Sources",
+    "procedural_corpora",
     "resolve_sources",
     "scan_image",
 ]
@@ -66,10 +83,13 @@ _GLOB_CHARS = ("*", "?", "[")
 _PERM_TAG = 0x70657261  # "pera"
 #: How many times a sample moves on to the next item when a file fails to decode in a worker.
 _MAX_FALLBACK = 64
-#: Decoded images a worker keeps in memory (bytes), so consecutive crops of one photo are cheap.
-_CACHE_BYTES = 192 * 1024 * 1024
-
-SourceKind = Literal["files", "samples", "deadleaves"]
+#: Default byte budget of each worker's decoded-image cache (``--cache-mb 1024``): about 90
+#: decoded 4 MP photos at 8 bits, 360 at ``--downscale 2``.
+DEFAULT_CACHE_BYTES = 1024 * 1024 * 1024
+#: ``--downscale`` factors (:data:`raw_synth.io.images.DOWNSCALES`, which a test keeps equal).
+DOWNSCALES: tuple[int, ...] = (1, 2, 4)
+#: Failed decodes a worker remembers (so a corrupt file is not decoded again for every sample).
+_MAX_FAILURES = 4096
 
 
 @dataclass(frozen=True)
@@ -97,7 +117,7 @@ class SourcePatch:
         rgb: float32 ``(patch, patch, 3)`` sRGB in ``[0, 1]`` (a new array).
         source: Id of the item it came from, e.g. ``"photos/a.jpg"``, ``"samples/coffee#3"``,
             ``"deadleaves#17"``.
-        crop: ``(y, x)`` of the window's top-left corner in the source image (both even).
+        crop: ``(y, x)`` of the window's top-left corner in the (downscaled) source image, both even.
         failed: Items that failed to decode on the way (normally empty).
     """
 
@@ -113,25 +133,37 @@ class Sources:
 
     Attributes:
         spec: The ``--src`` text as given.
-        kind: ``"files"``, ``"samples"`` or ``"deadleaves"``.
+        kind: ``"files"``, ``"samples"`` or the name of a procedural corpus (``"deadleaves"``, ...).
         paths: Absolute paths of the usable files (``files``), in item order.
         ids: Display ids of ``paths`` (same order); for ``samples`` the photo names.
-        sizes: ``(height, width)`` of each usable file as its header states (stored orientation).
+        sizes: ``(height, width)`` of each usable file as its header states (stored orientation,
+            full resolution).
         skipped: Inputs that cannot serve, with reasons.
+        downscale: Files are decoded shrunk by this factor (1, 2 or 4; 1 for procedural corpora).
+        crops_per_image: ``k``: consecutive samples that share one item (1 for procedural corpora).
+        cache_bytes: Budget of each worker's decoded-image cache; changes speed and memory only.
     """
 
     spec: str
-    kind: SourceKind
+    kind: str
     paths: tuple[str, ...] = ()
     ids: tuple[str, ...] = ()
     sizes: tuple[tuple[int, int], ...] = ()
     skipped: tuple[Skipped, ...] = ()
+    downscale: int = 1
+    crops_per_image: int = 1
+    cache_bytes: int = field(default=DEFAULT_CACHE_BYTES, compare=False)
     _perm_cache: dict = field(default_factory=dict, repr=False, compare=False, hash=False)
 
     @property
+    def procedural(self) -> bool:
+        """Whether the items are rendered (a procedural corpus) rather than decoded from files."""
+        return self.kind not in ("files", "samples")
+
+    @property
     def n_items(self) -> int | None:
-        """Number of usable items; ``None`` for the unbounded ``deadleaves``."""
-        return None if self.kind == "deadleaves" else len(self.ids)
+        """Number of usable items; ``None`` for an unbounded procedural corpus."""
+        return None if self.procedural else len(self.ids)
 
     def fingerprint(self) -> str:
         """sha256 of the kind and the usable items (ids and header sizes), to tell sources apart."""
@@ -153,20 +185,21 @@ class Sources:
         return perm
 
     def item_of(self, index: int, seed: int) -> int:
-        """Item number (into ``ids``) of sample ``index``; for ``deadleaves`` the index itself."""
-        if self.kind == "deadleaves":
+        """Item number (into ``ids``) of sample ``index``; for a procedural corpus the index itself."""
+        if self.procedural:
             return int(index)
         perm = self.permutation(seed)
-        return int(perm[int(index) % len(perm)])
+        return int(perm[(int(index) // self.crops_per_image) % len(perm)])
 
     def load_patch(self, index: int, seed: int, patch: int, rng: np.random.Generator) -> SourcePatch:
         """The sRGB patch of sample ``index``.
 
         Args:
             index: Global sample index, ``>= 0``.
-            seed: Run seed; fixes the item order (and the dead-leaves rendering).
+            seed: Run seed; fixes the item order (and a procedural corpus's rendering).
             patch: Side of the square patch in pixels (even).
-            rng: The sample's generator; the crop position is drawn from it (two integers).
+            rng: The sample's generator; the crop position is drawn from it (two integers; none
+                for a procedural corpus).
 
         Returns:
             A :class:`SourcePatch`. When a file fails to decode here, the next item of the
@@ -175,74 +208,159 @@ class Sources:
         Raises:
             RawSynthError: If every item tried fails.
         """
-        if self.kind == "deadleaves":
-            from raw_synth.corpora import load_corpus_image
+        if self.procedural:
+            from raw_synth import corpora
 
-            rgb = load_corpus_image("deadleaves", int(index), size=(patch, patch), seed=int(seed))
-            return SourcePatch(rgb=rgb, source=f"deadleaves#{int(index)}", crop=(0, 0))
+            rgb = corpora.load_corpus_image(self.kind, int(index), size=(patch, patch), seed=int(seed))
+            return SourcePatch(rgb=rgb, source=f"{self.kind}#{int(index)}", crop=(0, 0))
 
         perm = self.permutation(seed)
+        position = int(index) // self.crops_per_image
         failed: list[Skipped] = []
         for step in range(min(_MAX_FALLBACK, len(perm))):
-            item = int(perm[(int(index) + step) % len(perm)])
+            item = int(perm[(position + step) % len(perm)])
             try:
                 image = self._image(item)
             except RawSynthError as error:
                 failed.append(Skipped(self.ids[item], _reason(str(error), self.paths[item] if self.paths else "")))
                 continue
-            height, width = image.shape[:2]
+            height, width = image.height, image.width
             if height < patch or width < patch:
-                failed.append(Skipped(self.ids[item], f"smaller than the patch ({height}x{width} < {patch}x{patch})"))
+                failed.append(Skipped(self.ids[item], _too_small(height, width, patch, self.downscale)))
                 continue
             y = 2 * int(rng.integers(0, (height - patch) // 2 + 1))
             x = 2 * int(rng.integers(0, (width - patch) // 2 + 1))
-            rgb = np.array(image[y : y + patch, x : x + patch], dtype=np.float32, copy=True)
+            rgb = image.crop(y, x, patch, patch)
             source = f"samples/{self.ids[item]}#{int(index)}" if self.kind == "samples" else self.ids[item]
             return SourcePatch(rgb=rgb, source=source, crop=(y, x), failed=tuple(failed))
         reasons = "; ".join(f"{f.source}: {f.reason}" for f in failed[:3])
         raise RawSynthError(f"sample {index}: no readable input image found ({reasons})")
 
-    def _image(self, item: int) -> np.ndarray:
-        """Decoded image of one item, from the worker's small cache."""
-        key = (self.kind, self.paths[item] if self.kind == "files" else self.ids[item])
+    def _image(self, item: int) -> CompactImage:
+        """Decoded (compact) image of one item, from this process's cache.
+
+        Raises:
+            RawSynthError: The file cannot be decoded (remembered, so it is not decoded again).
+        """
+        key = (self.kind, self.paths[item] if self.kind == "files" else self.ids[item], self.downscale)
+        _CACHE.set_budget(self.cache_bytes)
         image = _CACHE.get(key)
         if image is None:
             if self.kind == "samples":
-                from raw_synth.corpora import load_sample
-
-                image = load_sample(self.ids[item])
+                image = _decode_sample(self.ids[item], self.downscale)
             else:
-                from raw_synth.io import read_image
+                from raw_synth.io.images import decode_image
 
-                image = read_image(self.paths[item])
+                image = _CACHE.decode(key, lambda: decode_image(self.paths[item], self.downscale))
             _CACHE.put(key, image)
         return image
 
 
-class _ImageCache:
-    """Least-recently-used decoded images, bounded by bytes (one per worker process)."""
+def _decode_sample(name: str, downscale: int) -> CompactImage:
+    """A bundled photo as :func:`raw_synth.corpora.load_sample` reads it (RGB codes, no EXIF turn)."""
+    from PIL import Image
+
+    from raw_synth.corpora.samples import sample_path
+    from raw_synth.io.images import CompactImage, box_reduce
+
+    with Image.open(sample_path(name)) as image:
+        codes = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return CompactImage(box_reduce(codes, downscale))
+
+
+class ImageCache:
+    """Decoded images of one process, within a byte budget.
+
+    Items come in a cycle (the permutation repeats), so least-recently-used eviction would, for a
+    folder larger than the budget, throw out every image just before its next turn: every lookup
+    would miss. This cache instead fills up to its budget and then holds what it has ("resident"
+    images); an image that does not fit occupies a single extra slot (``current``) until the next
+    such image replaces it. For a cycle the hit rate is then about ``budget / folder size``, and
+    ``k`` consecutive crops of any image decode it once. Memory: at most ``budget`` plus one image.
+
+    Attributes:
+        budget: Bytes the resident images may take.
+        resident: ``key -> image``, the held images.
+        current: ``(key, image)`` of the latest image that did not fit, or ``None``.
+        nbytes: Bytes of the resident images.
+        failures: ``key -> error message`` of files that failed to decode (at most 4096).
+    """
 
     def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self.items: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self.budget = int(budget)
+        self.resident: OrderedDict[tuple, CompactImage] = OrderedDict()
+        self.current: tuple[tuple, CompactImage] | None = None
+        self.nbytes = 0
+        self.failures: dict[tuple, str] = {}
 
-    def get(self, key: tuple[str, str]) -> np.ndarray | None:
-        image = self.items.get(key)
-        if image is not None:
-            self.items.move_to_end(key)
+    def set_budget(self, budget: int) -> None:
+        """Change the budget; when it shrinks, the latest resident images are dropped until they fit."""
+        self.budget = int(budget)
+        while self.resident and self.nbytes > self.budget:
+            _, image = self.resident.popitem(last=True)
+            self.nbytes -= image.nbytes
+
+    def get(self, key: tuple) -> CompactImage | None:
+        """The cached image of ``key``, or ``None``."""
+        image = self.resident.get(key)
+        if image is None and self.current is not None and self.current[0] == key:
+            image = self.current[1]
         return image
 
-    def put(self, key: tuple[str, str], image: np.ndarray) -> None:
-        self.items[key] = image
-        self.items.move_to_end(key)
-        while len(self.items) > 1 and sum(a.nbytes for a in self.items.values()) > self.budget:
-            self.items.popitem(last=False)
+    def put(self, key: tuple, image: CompactImage) -> None:
+        """Keep ``image``: resident if it fits in the budget, else in the ``current`` slot."""
+        if key in self.resident:
+            return
+        if self.nbytes + image.nbytes <= self.budget:
+            self.resident[key] = image
+            self.nbytes += image.nbytes
+        else:
+            self.current = (key, image)
+
+    def decode(self, key: tuple, decoder) -> CompactImage:
+        """``decoder()``, remembering a failure so that the same key fails at once next time.
+
+        Raises:
+            RawSynthError: The decoder's error (or the remembered one).
+        """
+        message = self.failures.get(key)
+        if message is not None:
+            raise RawSynthError(message)
+        try:
+            return decoder()
+        except RawSynthError as error:
+            if len(self.failures) < _MAX_FAILURES:
+                self.failures[key] = str(error)
+            raise
 
     def clear(self) -> None:
-        self.items.clear()
+        """Forget every image and failure."""
+        self.resident.clear()
+        self.current = None
+        self.nbytes = 0
+        self.failures.clear()
 
 
-_CACHE = _ImageCache(_CACHE_BYTES)
+#: This process's cache (each Dask worker process has its own).
+_CACHE = ImageCache(DEFAULT_CACHE_BYTES)
+
+
+def _too_small(height: int, width: int, patch: int, downscale: int, decoded: bool = True) -> str:
+    """The skip reason of an image that cannot hold a patch.
+
+    Args:
+        height: Rows, as decoded (``decoded``) or as the header states (full resolution).
+        width: Columns, likewise.
+        patch: Patch side.
+        downscale: The decode's shrink factor.
+        decoded: Whether ``height`` and ``width`` are already shrunk.
+    """
+    if downscale == 1:
+        return f"smaller than the patch ({height}x{width} < {patch}x{patch})"
+    if decoded:
+        return f"smaller than the patch at --downscale {downscale} ({height}x{width} < {patch}x{patch})"
+    return (f"smaller than the patch at --downscale {downscale} ({height}x{width} shrinks to "
+            f"{height // downscale}x{width // downscale} < {patch}x{patch})")
 
 
 def _reason(message: str, path: str) -> str:
@@ -251,15 +369,18 @@ def _reason(message: str, path: str) -> str:
     return message[len(prefix):] if path and message.startswith(prefix) else message
 
 
-def scan_image(path: str | Path, patch: int) -> tuple[tuple[int, int] | None, str | None]:
+def scan_image(path: str | Path, patch: int, downscale: int = 1) -> tuple[tuple[int, int] | None, str | None]:
     """Read one file's header and decide whether it can serve ``patch x patch`` crops.
 
     Args:
         path: The file.
         patch: Patch side in pixels.
+        downscale: The file will be decoded shrunk by this factor (1, 2 or 4); it must hold the
+            patch at that size (``height // downscale`` and ``width // downscale`` at least ``patch``).
 
     Returns:
-        ``((height, width), None)`` for a usable file, ``(None, reason)`` otherwise.
+        ``((height, width), None)`` for a usable file (its full-resolution header size, stored
+        orientation), ``(None, reason)`` otherwise.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -283,8 +404,8 @@ def scan_image(path: str | Path, patch: int) -> tuple[tuple[int, int] | None, st
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         text = " ".join(str(error).split()) or type(error).__name__
         return None, f"cannot read image ({text})"
-    if height < patch or width < patch:
-        return None, f"smaller than the patch ({height}x{width} < {patch}x{patch})"
+    if height // downscale < patch or width // downscale < patch:
+        return None, _too_small(int(height), int(width), patch, downscale, decoded=False)
     return (int(height), int(width)), None
 
 
@@ -321,10 +442,22 @@ def _list_file_paths(listing: Path) -> list[tuple[str, Path]]:
     return entries
 
 
-def _collect(spec: str) -> tuple[SourceKind, list[tuple[str, Path]]]:
-    """Kind and ``(id, path)`` candidates of a ``--src``."""
-    if spec in ("samples", "deadleaves") and not Path(spec).exists():
-        return spec, []  # type: ignore[return-value]
+def procedural_corpora() -> tuple[str, ...]:
+    """Names of the unbounded corpora of :mod:`raw_synth.corpora` that ``--src`` accepts, in registry order."""
+    from raw_synth import corpora
+
+    return tuple(name for name in corpora.CORPORA if name != "samples" and corpora.corpus_length(name) is None)
+
+
+def _expected() -> str:
+    """What ``--src`` accepts, for error messages."""
+    return f"a folder, a glob, a list file, 'samples' or a procedural corpus ({', '.join(procedural_corpora())})"
+
+
+def _collect(spec: str) -> tuple[str, list[tuple[str, Path]]]:
+    """Kind (``"files"``, ``"samples"`` or a corpus name) and ``(id, path)`` candidates of a ``--src``."""
+    if not Path(spec).exists() and (spec == "samples" or spec in procedural_corpora()):
+        return spec, []
     path = Path(spec).expanduser()
     if path.is_dir():
         root = path.resolve()
@@ -337,10 +470,7 @@ def _collect(spec: str) -> tuple[SourceKind, list[tuple[str, Path]]]:
     if any(c in spec for c in _GLOB_CHARS):
         matches = sorted(m for m in glob.glob(os.path.expanduser(spec), recursive=True) if os.path.isfile(m))
         return "files", [(m, Path(m)) for m in matches]
-    raise RawSynthError(
-        f"--src {spec!r}: no such folder, file or glob match; expected a folder, a glob, a list file, "
-        f"'samples' or 'deadleaves'"
-    )
+    raise RawSynthError(f"--src {spec!r}: no such folder, file or glob match; expected {_expected()}")
 
 
 def _summary(skipped: list[Skipped]) -> str:
@@ -351,54 +481,83 @@ def _summary(skipped: list[Skipped]) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
-def resolve_sources(spec: str, patch: int, threads: int = 8) -> Sources:
+def _check_options(downscale: int, crops_per_image: int, cache_bytes: int) -> None:
+    """Validate the decode options of :func:`resolve_sources` (one-line errors naming the option)."""
+    if isinstance(downscale, bool) or downscale not in DOWNSCALES:
+        raise RawSynthError(f"--downscale: expected one of {', '.join(map(str, DOWNSCALES))}, got {downscale!r}")
+    for value, option, minimum in ((crops_per_image, "--crops-per-image", 1), (cache_bytes, "--cache-mb", 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise RawSynthError(f"{option}: expected an integer >= {minimum}, got {value!r}")
+
+
+def _scan_files(candidates: list[tuple[str, Path]], patch: int, downscale: int,
+                threads: int) -> tuple[list[str], list[str], list[tuple[int, int]], list[Skipped]]:
+    """``(paths, ids, sizes, skipped)`` of the candidates, reading headers on ``threads`` threads."""
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        results = list(pool.map(lambda c: scan_image(c[1], patch, downscale), candidates))
+    paths, ids, sizes, skipped = [], [], [], []
+    for (item_id, file), (size, reason) in zip(candidates, results):
+        if reason is None:
+            paths.append(str(Path(file).resolve()))
+            ids.append(item_id)
+            sizes.append(size)
+        else:
+            skipped.append(Skipped(item_id, reason))
+    return paths, ids, sizes, skipped
+
+
+def resolve_sources(spec: str, patch: int, threads: int = 8, *, downscale: int = 1, crops_per_image: int = 1,
+                    cache_bytes: int = DEFAULT_CACHE_BYTES) -> Sources:
     """Resolve ``--src`` into usable items, reading only file headers.
 
     Args:
-        spec: A folder, a glob, a list file, a single image, ``"samples"`` or ``"deadleaves"``.
+        spec: A folder, a glob, a list file, a single image, ``"samples"`` or the name of an
+            unbounded corpus of :mod:`raw_synth.corpora` (``"deadleaves"``, ...).
         patch: Patch side in pixels (positive, even); smaller images are skipped.
         threads: Threads reading headers in parallel.
+        downscale: Decode files shrunk by 1, 2 or 4 (box filter); a file must hold the patch at
+            that size. Photo sources only.
+        crops_per_image: ``k >= 1`` consecutive samples share one item. Photo sources only.
+        cache_bytes: Budget of each worker's decoded-image cache (``>= 0``).
 
     Returns:
         The :class:`Sources`, its ``skipped`` listing every unusable input with its reason.
 
     Raises:
-        RawSynthError: If ``spec`` names nothing, or no usable input remains:
-            ``"no usable input images in SRC: N skipped (reasons...)"``.
+        RawSynthError: If ``spec`` names nothing, an option is invalid (or given to a procedural
+            corpus), or no usable input remains: ``"no usable input images in SRC: N skipped
+            (reasons...)"``.
     """
     if not isinstance(spec, str) or not spec.strip():
-        raise RawSynthError(f"--src: expected a folder, glob, list file, 'samples' or 'deadleaves', got {spec!r}")
+        raise RawSynthError(f"--src: expected {_expected()}, got {spec!r}")
     if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or patch < 2 or patch % 2:
         raise RawSynthError(f"--patch: expected an even number of pixels >= 2, got {patch!r}")
+    _check_options(downscale, crops_per_image, cache_bytes)
+    options = dict(downscale=int(downscale), crops_per_image=int(crops_per_image), cache_bytes=int(cache_bytes))
     kind, candidates = _collect(spec)
-    if kind == "deadleaves":
-        return Sources(spec=spec, kind="deadleaves")
+    if kind not in ("files", "samples"):
+        for option, value in (("--downscale", downscale), ("--crops-per-image", crops_per_image)):
+            if value != 1:
+                raise RawSynthError(f"{option}: applies to photo sources; the procedural {kind!r} is rendered "
+                                    f"at the patch size (got {option} {value})")
+        return Sources(spec=spec, kind=kind, **options)
     if kind == "samples":
         from raw_synth.corpora import list_samples
 
         ids, sizes, skipped = [], [], []
         for file in list_samples():
-            size, reason = scan_image(file, patch)
+            size, reason = scan_image(file, patch, downscale)
             if reason is None:
                 ids.append(file.stem)
                 sizes.append(size)
             else:
                 skipped.append(Skipped(f"samples/{file.stem}", reason))
         sources = Sources(spec=spec, kind="samples", paths=(), ids=tuple(ids), sizes=tuple(sizes),
-                          skipped=tuple(skipped))
+                          skipped=tuple(skipped), **options)
     else:
-        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            results = list(pool.map(lambda c: scan_image(c[1], patch), candidates))
-        paths, ids, sizes, skipped = [], [], [], []
-        for (item_id, file), (size, reason) in zip(candidates, results):
-            if reason is None:
-                paths.append(str(Path(file).resolve()))
-                ids.append(item_id)
-                sizes.append(size)
-            else:
-                skipped.append(Skipped(item_id, reason))
+        paths, ids, sizes, skipped = _scan_files(candidates, patch, downscale, threads)
         sources = Sources(spec=spec, kind="files", paths=tuple(paths), ids=tuple(ids), sizes=tuple(sizes),
-                          skipped=tuple(skipped))
+                          skipped=tuple(skipped), **options)
     for entry in sources.skipped:
         logger.warning("skipping %s: %s", entry.source, entry.reason)
     if not sources.ids:

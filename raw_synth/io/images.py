@@ -14,6 +14,16 @@ same thing, a channels-last ``float32`` RGB array in [0, 1]:
 * embedded ICC profiles are ignored: pixel values are taken as sRGB;
 * of a multi-frame file (GIF, multi-page TIFF) only the first frame is read.
 
+:func:`decode_image` is the same reader without the float conversion: a :class:`CompactImage`
+keeps the decoded codes (``uint8``, ``uint16``, or ``float32`` for the rare float and CMYK
+TIFFs; grey as one channel), upright, optionally shrunk by an integer factor
+(:func:`box_reduce`). Its :meth:`CompactImage.crop` converts only the pixels asked for, and gives
+exactly the values :func:`read_image` gives for them: a code ``c`` of a ``b``-bit image becomes
+``float32(c) / float32(2**b - 1)``, the correctly rounded quotient, which equals the float64
+quotient rounded to float32 for every 8- and 16-bit code (a test checks all of them). A photo
+cache holds 4 to 12 times more images this way, and a 256-pixel crop of a 4 MP JPEG converts
+0.2 MP instead of 4.
+
 Pillow decodes 16-bit colour PNGs to 8 bits, so those are decoded here (a small PNG reader for
 non-interlaced 16-bit files; an interlaced one falls back to Pillow's 8-bit decode with a
 warning). 16-bit TIFFs are decoded with ``tifffile``.
@@ -30,6 +40,7 @@ import logging
 import struct
 import warnings
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -39,7 +50,8 @@ from PIL import Image, UnidentifiedImageError
 
 from raw_synth.errors import RawSynthError
 
-__all__ = ["read_image", "write_image", "apply_orientation"]
+__all__ = ["CompactImage", "DOWNSCALES", "box_reduce", "decode_image", "read_image", "write_image",
+           "apply_orientation"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +60,113 @@ _EXIF_ORIENTATION = 0x0112
 #: Channels per pixel of each PNG colour type that has no palette.
 _PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
 _CORRUPT_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error, IndexError, KeyError)
+#: Shrink factors :func:`decode_image` accepts.
+DOWNSCALES: tuple[int, ...] = (1, 2, 4)
+#: The float value of an integer code is ``code / _FULL_SCALE[dtype]``.
+_FULL_SCALE = {np.dtype(np.uint8): np.float32(255.0), np.dtype(np.uint16): np.float32(65535.0)}
 
 
 # --------------------------------------------------------------------------------------------
 # reading
 # --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class CompactImage:
+    """A decoded image at its stored bit depth, upright; floats only for the pixels asked for.
+
+    Attributes:
+        pixels: ``(H, W, C)`` C-contiguous, ``C`` 1 (grey, read as three equal channels) or 3
+            (RGB). ``uint8`` (value = code / 255), ``uint16`` (value = code / 65535) or
+            ``float32`` (the value itself, in [0, 1]). Treat as read-only.
+    """
+
+    pixels: np.ndarray
+
+    @property
+    def height(self) -> int:
+        """Rows of the upright image."""
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        """Columns of the upright image."""
+        return int(self.pixels.shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the pixels take in memory."""
+        return int(self.pixels.nbytes)
+
+    def crop(self, y: int, x: int, height: int, width: int) -> np.ndarray:
+        """A window as float32 RGB, the values :func:`read_image` gives for the same pixels.
+
+        Args:
+            y: Top row, ``0 <= y <= H - height``.
+            x: Left column, ``0 <= x <= W - width``.
+            height: Rows of the window.
+            width: Columns of the window.
+
+        Returns:
+            A new ``float32`` array ``(height, width, 3)`` in [0, 1].
+
+        Raises:
+            ValueError: If the window does not lie inside the image.
+        """
+        if y < 0 or x < 0 or height < 0 or width < 0 or y + height > self.height or x + width > self.width:
+            raise ValueError(f"window ({y}, {x}) + {height}x{width} outside a {self.height}x{self.width} image")
+        return _to_float(self.pixels[y : y + height, x : x + width])
+
+    def to_float(self) -> np.ndarray:
+        """The whole image as float32 RGB ``(H, W, 3)`` in [0, 1] (what :func:`read_image` returns)."""
+        return _to_float(self.pixels)
+
+
+def _to_float(block: np.ndarray) -> np.ndarray:
+    """Compact pixels ``(h, w, 1 | 3)`` to a new contiguous float32 RGB ``(h, w, 3)``."""
+    scale = _FULL_SCALE.get(block.dtype)
+    if scale is None:
+        values = np.array(block, dtype=np.float32, copy=True)
+    else:
+        values = np.divide(block, scale, dtype=np.float32)
+    if values.shape[-1] == 1:
+        values = np.repeat(values, 3, axis=-1)
+    return values
+
+
+def box_reduce(pixels: np.ndarray, factor: int) -> np.ndarray:
+    """Shrink an image by an integer factor: each output pixel is the mean of a ``factor`` square.
+
+    Rows and columns past the last whole block (bottom and right) are dropped. Integer images
+    stay in their dtype, rounded half up: ``(sum + factor**2 // 2) // factor**2``, what Pillow's
+    ``Image.reduce`` gives for factors 2 and 4. Float images are averaged in float64 and returned
+    as float32. Integer arithmetic only for integer images, so the result is the same on every
+    machine.
+
+    Args:
+        pixels: ``(H, W, C)`` uint8, uint16 or float32 (not modified).
+        factor: Shrink factor, ``>= 1``.
+
+    Returns:
+        A new C-contiguous array ``(H // factor, W // factor, C)`` of the input's dtype.
+    """
+    if factor == 1:
+        return np.array(pixels, copy=True, order="C")
+    height, width = pixels.shape[0] // factor * factor, pixels.shape[1] // factor * factor
+    integer = np.issubdtype(pixels.dtype, np.integer)
+    wide = (np.uint16 if pixels.dtype == np.uint8 else np.uint32) if integer else np.float64
+    rows = pixels[0:height:factor, :width].astype(wide)
+    for dy in range(1, factor):
+        rows += pixels[dy:height:factor, :width]
+    total = np.ascontiguousarray(rows[:, 0::factor])
+    for dx in range(1, factor):
+        total += rows[:, dx::factor]
+    area = factor * factor
+    if integer:
+        total += area // 2
+        total //= area
+        return total.astype(pixels.dtype)
+    return (total / area).astype(np.float32)
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -69,7 +183,26 @@ def read_image(path: str | Path) -> np.ndarray:
     Raises:
         RawSynthError: If the file is missing, is not an image, or is truncated or corrupt.
     """
+    return decode_image(path).to_float()
+
+
+def decode_image(path: str | Path, downscale: int = 1) -> CompactImage:
+    """Decode an image file without converting it to float (see :class:`CompactImage`).
+
+    Args:
+        path: Any image file :func:`read_image` reads.
+        downscale: 1, 2 or 4: shrink the upright image by this factor with :func:`box_reduce`.
+
+    Returns:
+        The :class:`CompactImage`, upright, ``(H // downscale, W // downscale, C)``.
+
+    Raises:
+        RawSynthError: If the file is missing, is not an image, or is truncated or corrupt, or
+            ``downscale`` is not one of :data:`DOWNSCALES`.
+    """
     name = str(path)
+    if isinstance(downscale, bool) or downscale not in DOWNSCALES:
+        raise RawSynthError(f"{name}: downscale must be one of 1, 2, 4, got {downscale!r}")
     file = Path(path)
     if not file.exists():
         raise RawSynthError(f"{name}: file not found")
@@ -80,27 +213,26 @@ def read_image(path: str | Path) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(file)
     except UnidentifiedImageError:
-        if _is_tiff(file):  # e.g. floating-point RGB TIFF, which Pillow does not open
-            try:
-                data, orientation = _read_tiff_high_bit_depth(file)
-            except _CORRUPT_ERRORS as exc:
-                raise RawSynthError(f"{name}: truncated or corrupt image ({_one_line(exc)})") from None
-            return np.ascontiguousarray(apply_orientation(data, orientation), dtype=np.float32)
-        raise RawSynthError(f"{name}: not an image file (cannot identify image format)") from None
+        if not _is_tiff(file):
+            raise RawSynthError(f"{name}: not an image file (cannot identify image format)") from None
+        try:  # e.g. floating-point RGB TIFF, which Pillow does not open
+            pixels, orientation = _read_tiff_high_bit_depth(file)
+        except _CORRUPT_ERRORS as exc:
+            raise RawSynthError(f"{name}: truncated or corrupt image ({_one_line(exc)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise RawSynthError(f"{name}: image too large to read safely ({exc})") from None
     except _CORRUPT_ERRORS as exc:
         raise RawSynthError(f"{name}: cannot read image ({_one_line(exc)})") from None
-    with image:
-        try:
-            orientation = _orientation(image)
-            data = _decode(image, file)
-        except RawSynthError:
-            raise
-        except _CORRUPT_ERRORS as exc:
-            raise RawSynthError(f"{name}: truncated or corrupt image ({_one_line(exc)})") from None
-    rgb = apply_orientation(data, orientation)
-    return np.ascontiguousarray(rgb, dtype=np.float32)
+    else:
+        with image:
+            try:
+                orientation = _orientation(image)
+                pixels = _decode(image, file)
+            except RawSynthError:
+                raise
+            except _CORRUPT_ERRORS as exc:
+                raise RawSynthError(f"{name}: truncated or corrupt image ({_one_line(exc)})") from None
+    return CompactImage(box_reduce(apply_orientation(pixels, orientation), int(downscale)))
 
 
 def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
@@ -149,42 +281,40 @@ def _orientation(image: Image.Image) -> int:
 
 
 def _decode(image: Image.Image, file: Path) -> np.ndarray:
-    """Decode pixel data to float64 RGB ``(H, W, 3)`` in [0, 1], stored orientation."""
+    """Decode pixel data to compact ``(H, W, 1 | 3)`` (see :class:`CompactImage`), stored orientation."""
     if image.format == "PNG":
         header = _png_header(file)
         if header is not None and header["bit_depth"] == 16:
             if header["interlace"] == 0:
-                return _to_rgb(_read_png16(file), 65535.0)
+                return _channels(_read_png16(file))
             logger.warning("%s: interlaced 16-bit PNG decoded at 8 bits per sample", file)
     if image.format == "TIFF" and _tiff_bits(image) > 8:
         return _read_tiff_high_bit_depth(file)[0]
-    return _pillow_rgb(image)
+    return _pillow_pixels(image)
 
 
-def _pillow_rgb(image: Image.Image) -> np.ndarray:
+def _pillow_pixels(image: Image.Image) -> np.ndarray:
     image.load()
     mode = image.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
-        return _to_rgb(np.asarray(image).astype(np.uint16), 65535.0)
+        return _channels(np.asarray(image).astype(np.uint16))
     if mode == "I":
-        return _to_rgb(np.clip(np.asarray(image), 0, 65535), 65535.0)
+        return _channels(np.clip(np.asarray(image), 0, 65535).astype(np.uint16))
     if mode == "F":
-        return _to_rgb(np.clip(np.nan_to_num(np.asarray(image, dtype=np.float64)), 0.0, 1.0), 1.0)
+        return _channels(np.clip(np.nan_to_num(np.asarray(image, dtype=np.float64)), 0.0, 1.0).astype(np.float32))
     if mode in ("L", "LA", "La", "1"):
-        return _to_rgb(np.asarray(image.convert("L")), 255.0)
+        return _channels(np.asarray(image if mode == "L" else image.convert("L")))
     # RGB, RGBA, RGBX, RGBa, P, PA, CMYK, YCbCr, HSV, ...: Pillow's own conversion (alpha dropped).
-    return np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
+    return np.asarray(image if mode == "RGB" else image.convert("RGB"))
 
 
-def _to_rgb(values: np.ndarray, scale: float) -> np.ndarray:
-    """Gray, gray+alpha, RGB or RGBA integer data to float RGB in [0, 1] (alpha dropped)."""
-    data = np.asarray(values, dtype=np.float64) / scale
-    if data.ndim == 2:
-        data = data[..., None]
-    channels = data.shape[-1]
-    if channels in (1, 2):
-        return np.repeat(data[..., :1], 3, axis=-1)
-    return data[..., :3]
+def _channels(values: np.ndarray) -> np.ndarray:
+    """Gray, gray+alpha, RGB or RGBA samples as ``(H, W, 1)`` or ``(H, W, 3)`` (alpha dropped; a view)."""
+    if values.ndim == 2:
+        return values[..., None]
+    if values.shape[-1] in (1, 2):
+        return values[..., :1]
+    return values[..., :3]
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,7 +335,11 @@ def _is_tiff(file: Path) -> bool:
 
 
 def _read_tiff_high_bit_depth(file: Path) -> tuple[np.ndarray, int]:
-    """Decode the first TIFF page with tifffile: float RGB in [0, 1] and its Orientation."""
+    """Decode the first TIFF page with tifffile: compact pixels and the page's Orientation.
+
+    ``uint8`` and ``uint16`` grey or RGB pages stay integer codes; other sample types, inverted
+    grey (MINISWHITE) and CMYK become float32 in [0, 1], computed in float64 as before.
+    """
     try:
         with tifffile.TiffFile(file) as tif:
             page = tif.pages[0]
@@ -220,21 +354,28 @@ def _read_tiff_high_bit_depth(file: Path) -> tuple[np.ndarray, int]:
     data = np.asarray(data)
     if separate_planes and data.ndim == 3:
         data = np.moveaxis(data, 0, -1)
-    if np.issubdtype(data.dtype, np.floating):
-        scaled = np.clip(np.nan_to_num(data.astype(np.float64)), 0.0, 1.0)
-    else:
-        info = np.iinfo(data.dtype)
-        scaled = np.clip(data.astype(np.float64), 0, info.max) / float(info.max)
+    if photometric == 5:  # SEPARATED (CMYK): the same profile-free formula Pillow uses
+        if data.ndim != 3 or data.shape[-1] < 4:
+            raise ValueError("CMYK TIFF without four ink channels")
+        scaled = _unit_float64(data)
+        ink, black = scaled[..., :3], scaled[..., 3:4]
+        return ((1.0 - ink) * (1.0 - black)).astype(np.float32), orientation
+    if data.ndim == 3 and data.shape[-1] - extrasamples not in (1, 3):
+        raise ValueError(f"unsupported TIFF sample layout {data.shape}")
+    if data.dtype in (np.uint8, np.uint16) and photometric != 0:
+        return _channels(data), orientation
+    scaled = _unit_float64(data)
     if photometric == 0:  # MINISWHITE
         scaled = 1.0 - scaled
-    if photometric == 5:  # SEPARATED (CMYK): the same profile-free formula Pillow uses
-        if scaled.ndim != 3 or scaled.shape[-1] < 4:
-            raise ValueError("CMYK TIFF without four ink channels")
-        ink, black = scaled[..., :3], scaled[..., 3:4]
-        return (1.0 - ink) * (1.0 - black), orientation
-    if scaled.ndim == 3 and scaled.shape[-1] - extrasamples not in (1, 3):
-        raise ValueError(f"unsupported TIFF sample layout {scaled.shape}")
-    return _to_rgb(scaled, 1.0), orientation
+    return _channels(scaled).astype(np.float32), orientation
+
+
+def _unit_float64(data: np.ndarray) -> np.ndarray:
+    """TIFF samples to float64 in [0, 1]: floats clipped, integers divided by their dtype's maximum."""
+    if np.issubdtype(data.dtype, np.floating):
+        return np.clip(np.nan_to_num(data.astype(np.float64)), 0.0, 1.0)
+    info = np.iinfo(data.dtype)
+    return np.clip(data.astype(np.float64), 0, info.max) / float(info.max)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Built-in image corpora: sources of sRGB images that need no user files.
 
-Two corpora exist, named as ``raw-synth generate --src`` names them:
+Three corpora exist, named as ``raw-synth generate --src`` names them:
 
 ``samples``
     The few public-domain / CC0 photographs bundled with the package
@@ -10,6 +10,10 @@ Two corpora exist, named as ``raw-synth generate --src`` names them:
 ``deadleaves``
     Procedural dead-leaves images (:mod:`raw_synth.corpora.deadleaves`), unbounded: index ``i``
     renders the image seeded by ``(seed, i)``; default size 512x512.
+``vibrant``
+    Procedural VibrantLeaves images (:mod:`raw_synth.corpora.vibrant`), unbounded like
+    ``deadleaves``: textured leaves of varied shapes, colour gradients, depth of field and a
+    simple camera model, closer to photographs than flat dead leaves; default size 512x512.
 
 Every image is ``(H, W, 3)`` float32 sRGB in [0, 1], and the same ``(name, index, size, seed)``
 always gives the same image, whatever order the indices are asked in. The random stream of item
@@ -21,7 +25,7 @@ Example:
     >>> img = load_corpus_image("deadleaves", 7, size=(64, 96), seed=1)
     >>> img.shape
     (64, 96, 3)
-    >>> corpus_length("deadleaves") is None
+    >>> corpus_length("vibrant") is None
     True
 """
 
@@ -33,25 +37,31 @@ import numpy as np
 
 from raw_synth.corpora.deadleaves import dead_leaves
 from raw_synth.corpora.samples import list_samples, load_sample, sample_names
+from raw_synth.corpora.vibrant import VibrantParams, vibrant_leaves
 from raw_synth.errors import RawSynthError
 
 __all__ = [
     "CORPORA",
     "DEFAULT_DEADLEAVES_SIZE",
+    "DEFAULT_VIBRANT_SIZE",
     "corpus_length",
     "corpus_item_id",
     "load_corpus_image",
     "iter_corpus",
     "dead_leaves",
+    "vibrant_leaves",
+    "VibrantParams",
     "list_samples",
     "load_sample",
     "sample_names",
 ]
 
 #: Names of the built-in corpora.
-CORPORA: tuple[str, ...] = ("samples", "deadleaves")
+CORPORA: tuple[str, ...] = ("samples", "deadleaves", "vibrant")
 #: Height and width of a dead-leaves image when no size is given.
 DEFAULT_DEADLEAVES_SIZE: tuple[int, int] = (512, 512)
+#: Height and width of a VibrantLeaves image when no size is given.
+DEFAULT_VIBRANT_SIZE: tuple[int, int] = (512, 512)
 
 
 def _check_name(name: str) -> None:
@@ -95,10 +105,11 @@ def corpus_length(name: str) -> int | None:
     """Number of distinct source images in a corpus.
 
     Args:
-        name: ``"samples"`` or ``"deadleaves"``.
+        name: a name of :data:`CORPORA`.
 
     Returns:
-        The number of bundled photos for ``samples``; ``None`` for ``deadleaves`` (unbounded).
+        The number of bundled photos for ``samples``; ``None`` for the procedural ``deadleaves``
+        and ``vibrant`` (unbounded).
 
     Raises:
         RawSynthError: unknown corpus name.
@@ -115,14 +126,14 @@ def corpus_item_id(name: str, index: int) -> str:
         index: the item index, >= 0.
 
     Returns:
-        ``"samples/<photo>#<index>"`` or ``"deadleaves#<index>"``.
+        ``"samples/<photo>#<index>"``, ``"deadleaves#<index>"`` or ``"vibrant#<index>"``.
     """
     _check_name(name)
     index = _check_index(index)
     if name == "samples":
         names = sample_names()
         return f"samples/{names[index % len(names)]}#{index}"
-    return f"deadleaves#{index}"
+    return f"{name}#{index}"
 
 
 def load_corpus_image(
@@ -135,11 +146,12 @@ def load_corpus_image(
     """Load or render item ``index`` of a built-in corpus.
 
     Args:
-        name: ``"samples"`` or ``"deadleaves"``.
+        name: a name of :data:`CORPORA`.
         index: item index, >= 0. ``samples`` cycles through its photos.
         size: output ``(height, width)`` (or one int for a square). ``samples``: a random crop of
-            that size (must fit inside the photo); ``None`` gives the whole photo. ``deadleaves``:
-            the rendered size; ``None`` gives :data:`DEFAULT_DEADLEAVES_SIZE`.
+            that size (must fit inside the photo); ``None`` gives the whole photo. ``deadleaves``
+            and ``vibrant``: the rendered size; ``None`` gives :data:`DEFAULT_DEADLEAVES_SIZE` or
+            :data:`DEFAULT_VIBRANT_SIZE`.
         seed: corpus seed, >= 0; with ``index`` it fixes the crop position or the rendering.
 
     Returns:
@@ -156,6 +168,8 @@ def load_corpus_image(
     if name == "deadleaves":
         h, w = hw if hw is not None else DEFAULT_DEADLEAVES_SIZE
         return dead_leaves(h, w, rng)
+    if name == "vibrant":
+        return vibrant_leaves(hw if hw is not None else DEFAULT_VIBRANT_SIZE, rng)
 
     names = sample_names()
     photo_name = names[index % len(names)]
@@ -184,9 +198,9 @@ def iter_corpus(
     """Yield consecutive corpus items ``start, start + 1, ...``, see :func:`load_corpus_image`.
 
     Args:
-        name: ``"samples"`` or ``"deadleaves"``.
+        name: a name of :data:`CORPORA`.
         count: how many items; ``None`` gives one pass over ``samples`` (its photo count) and is
-            an error for the unbounded ``deadleaves``.
+            an error for the unbounded ``deadleaves`` and ``vibrant``.
         start: first index, >= 0.
         size: as in :func:`load_corpus_image`.
         seed: as in :func:`load_corpus_image`.

@@ -1,21 +1,29 @@
 """Reproduce the denoiser model card (docs/model_card_denoiser.md) end to end.
 
-1. Stores (``pipelines.run.generate``, UPI engine): training pairs from dead leaves for four SIDD
-   phones (``sidd-ip, sidd-gp, sidd-s6, sidd-n6``); two test stores for a phone *not used in
-   training* (``sidd-g4``): dead leaves and the built-in sample photos.
-2. Training: ``configs/train-denoiser-cpu.yaml`` (``denoiser-tiny``, conditioned).
-3. Scores: PSNR/SSIM on the packed RAW (clamped to [0, 1]) of the denoised output and of the
-   noisy input, on the held-out shards of the training store (seen phones) and on the sidd-g4
-   stores (unseen phone), whole samples.
-4. Real noise: ``/work/shared/data/aisp-vivo-x90/x90_3_4.npy`` (vivo X90 night scene, 12-bit,
+1. Training content: a folder of 26 images (:func:`build_training_folder`): the 12 photographs of
+   ``../shared/data/mate-backgrounds-photos`` (GPL-2+, read from ``../shared``, never copied into
+   the repository) reduced 2x with a box filter (as Brooks et al. reduced MIRFlickr, to soften
+   JPEG artefacts and the photos' own noise), scikit-image's four public-domain/CC0 colour photos
+   (astronaut, coffee, chelsea, rocket) and ten 768x768 dead-leaves images (seed 123).
+2. Training store (``pipelines.run.generate``, UPI engine, 256 px patches, seed 1): 12 000 pairs
+   for the two wide-range training cameras ``wide-range`` and ``wide-range-offset`` (Poisson-Gaussian
+   noise, shot 1e-4 to 2e-2, read noise around and above Brooks et al.'s line; black level 0 with
+   clipping, and 1024 with values below black kept).
+3. Training: ``configs/train-denoiser-cpu.yaml`` (``denoiser-tiny``, conditioned, 5 000 steps of
+   16 random 64x64 packed crops).
+4. Scores on synthetic held-out data: the held-out shards of the training store and two stores of
+   a phone not used in training (``sidd-g4``): dead leaves and the built-in sample photos.
+5. Real noise: ``/work/shared/data/aisp-vivo-x90/x90_3_4.npy`` (vivo X90 night scene, 12-bit,
    RGGB, black 0, white 4095) through :func:`denoise.denoise_file` with a blind noise estimate;
    the blind estimate of the output against the input's (variance at the image's mean level),
    the correlation of the removed residual with the output, and a before/after preview.
-5. The checkpoint is copied to ``raw_synth/data/checkpoints/denoiser-tiny.safetensors`` with
+6. The checkpoint is copied to ``raw_synth/data/checkpoints/denoiser-tiny.safetensors`` with
    ``--install``.
 
-    python benchmarks/denoiser_card.py --out runs/card --install          # ~25 min on 2 cores
-    python benchmarks/denoiser_card.py --out runs/card --skip-train        # re-score a finished run
+Real camera RAW content with known noise is scored by ``benchmarks/denoiser_real_content.py``.
+
+    OMP_NUM_THREADS=1 python benchmarks/denoiser_card.py --out runs/card --install  # ~85 min, 1 core
+    python benchmarks/denoiser_card.py --out runs/card --skip-train                   # re-score a run
 """
 
 from __future__ import annotations
@@ -31,10 +39,48 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-X90 = Path("/work/shared/data/aisp-vivo-x90/x90_3_4.npy")
-TRAIN_CAMERAS = "sidd-ip,sidd-gp,sidd-s6,sidd-n6"
+DATA = REPO.parent / "shared" / "data"
+X90 = DATA / "aisp-vivo-x90" / "x90_3_4.npy"
+PHOTOS = DATA / "mate-backgrounds-photos"
+SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+TRAIN_CAMERAS = "wide-range,wide-range-offset"
 UNSEEN = "sidd-g4"
 BLIND_QUANTILE = 0.999
+
+
+def _recipe_val_fraction(recipe: Path) -> float:
+    """``datasets.val_fraction`` of a training recipe (the held-out shards of the training store)."""
+    import yaml
+
+    return float(yaml.safe_load(recipe.read_text())["datasets"]["val_fraction"])
+
+
+def build_training_folder(out: Path, deadleaves: int = 10, deadleaves_size: int = 768,
+                          deadleaves_seed: int = 123) -> Path:
+    """Write the training images (see the module docstring) into ``out`` as PNG; returns ``out``."""
+    import skimage.data
+    from PIL import Image
+
+    from raw_synth.corpora import load_corpus_image
+
+    photos = sorted(PHOTOS.glob("*.jpg"))
+    if not photos:
+        raise SystemExit(f"{PHOTOS}: no photographs found; the training recipe needs ../shared/data")
+    out.mkdir(parents=True, exist_ok=True)
+    for photo in photos:
+        target = out / f"mate_{photo.stem}.png"
+        if not target.exists():
+            Image.open(photo).convert("RGB").reduce(2).save(target)
+    for name in SKIMAGE_PHOTOS:
+        target = out / f"skimage_{name}.png"
+        if not target.exists():
+            Image.fromarray(getattr(skimage.data, name)()).save(target)
+    for i in range(deadleaves):
+        target = out / f"deadleaves_{i:03d}.png"
+        if not target.exists():
+            image = load_corpus_image("deadleaves", i, size=(deadleaves_size, deadleaves_size), seed=deadleaves_seed)
+            Image.fromarray(np.round(image * 255).astype(np.uint8)).save(target)
+    return out
 
 
 def generate_store(out: Path, n: int, src: str, cameras: str, patch: int, seed: int, workers: int,
@@ -139,9 +185,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "denoiser-card")
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "train-denoiser-cpu.yaml")
-    parser.add_argument("--train-samples", type=int, default=1600)
+    parser.add_argument("--train-samples", type=int, default=12000)
     parser.add_argument("--test-samples", type=int, default=64)
-    parser.add_argument("--patch", type=int, default=192)
+    parser.add_argument("--patch", type=int, default=192, help="patch of the test stores")
+    parser.add_argument("--train-patch", type=int, default=256, help="patch of the training store")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--max-steps", type=int, default=None, help="override train.max_steps")
     parser.add_argument("--skip-train", action="store_true", help="score the finished run in --out")
@@ -164,14 +211,16 @@ def main() -> None:
     if args.preview is None:
         args.preview = out / "x90_before_after.png"
     stores = {
-        "train": (out / "train-store", args.train_samples, "deadleaves", TRAIN_CAMERAS, 0, 100),
+        "train": (out / "train-store", args.train_samples, str(build_training_folder(out / "train-images")),
+                  TRAIN_CAMERAS, 1, 256),
         "g4-deadleaves": (out / "g4-deadleaves", args.test_samples, "deadleaves", UNSEEN, 1, 32),
         "g4-photos": (out / "g4-photos", args.test_samples, "samples", UNSEEN, 2, 32),
     }
     timings: dict[str, float] = {}
     for name, (path, n, src, cameras, seed, shard) in stores.items():
         began = time.time()
-        generate_store(path, n, src, cameras, args.patch, seed, args.workers, shard)  # resumes when complete
+        patch = args.train_patch if name == "train" else args.patch
+        generate_store(path, n, src, cameras, patch, seed, args.workers, shard)  # resumes when complete
         timings[f"generate_{name}_s"] = time.time() - began
 
     run = out / "run"
@@ -186,7 +235,8 @@ def main() -> None:
     model, meta = load_denoiser(checkpoint)
 
     scores = {
-        "seen cameras (held-out shards, dead leaves)": score_store(model, stores["train"][0], "val"),
+        "training cameras, held-out shards": score_store(model, stores["train"][0], "val",
+                                                         val_fraction=_recipe_val_fraction(args.config)),
         "unseen sidd-g4, dead leaves": score_store(model, stores["g4-deadleaves"][0], "all"),
         "unseen sidd-g4, sample photos": score_store(model, stores["g4-photos"][0], "all"),
     }

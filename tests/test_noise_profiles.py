@@ -30,6 +30,8 @@ def test_profile_noise_has_the_stated_variance(name: str, seed: int) -> None:
     if profile.noise.sampler == "eld":
         assert isinstance(draw.params, PhysicsParams)
         assert profile.noise.params["Kmin"] <= draw.gain <= profile.noise.params["Kmax"]
+    elif profile.noise.model == "poisson-gaussian":
+        assert isinstance(draw.params, PoissonGaussianParams)
     else:
         assert isinstance(draw.params, GaussianParams)
     # Flat patches at three intensities well inside the range: measured variance = shot * x + read.

@@ -497,23 +497,25 @@ def blur_columns(src, taps):
     rows = src.reshape(height, m)
     out = np.empty((height, m), dtype=np.float32)
     padded = np.empty(m + 2 * base, dtype=np.float32)  # one row with mirrored margins
+    acc = np.empty(m, dtype=np.float32)  # a separate sum buffer lets the loops vectorise
     for y in range(height):
-        for i in range(m):
-            padded[base + i] = rows[y, i]
+        padded[base : base + m] = rows[y]
         for j in range(1, radius + 1):
             left = _mirror(-j, width) * ch
             right = _mirror(width - 1 + j, width) * ch
             for c in range(ch):
                 padded[base - j * ch + c] = rows[y, left + c]
                 padded[base + m + (j - 1) * ch + c] = rows[y, right + c]
-        o = out[y]
         t0 = taps[0]
         for i in range(m):
-            o[i] = padded[base + i] * t0
+            acc[i] = padded[base + i] * t0
         for j in range(1, radius + 1):
-            left, right, tj = base - j * ch, base + j * ch, taps[j]
+            tj = taps[j]
+            before = padded[base - j * ch : base - j * ch + m]
+            after = padded[base + j * ch : base + j * ch + m]
             for i in range(m):
-                o[i] += (padded[left + i] + padded[right + i]) * tj
+                acc[i] += (before[i] + after[i]) * tj
+        out[y] = acc
     return out.reshape(height, width, ch)
 
 

@@ -44,7 +44,15 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
-from denoise.baselines import BASELINE_DESCRIPTIONS, BASELINES, CLASSICAL_BASELINE, BlockDenoiser
+from denoise.baselines import (
+    BASELINE_DESCRIPTIONS,
+    BASELINES,
+    CLASSICAL_BASELINE,
+    OPTIONAL_PACKAGES,
+    BlockDenoiser,
+    MissingPackageError,
+    require_package,
+)
 from denoise.sidd import (
     ImageInfo,
     SiddSplit,
@@ -98,7 +106,7 @@ class Method:
     """A denoiser as the evaluation sees it.
 
     Attributes:
-        name: row label (``identity``, ``anscombe-nlm``, or the checkpoint's file stem).
+        name: row label (``identity``, ``anscombe-nlm``, ``anscombe-bm3d``, or the checkpoint's file stem).
         kind: ``"identity"``, ``"classical"`` or ``"checkpoint"``.
         description: one line for the report.
         needs_noise: whether ``denoise`` uses ``shot``/``read``.
@@ -185,18 +193,22 @@ def load_method(spec: str, device: Union[str, torch.device] = "cpu") -> Method:
     """A method from a ``--model`` value: a baseline name or a denoiser checkpoint.
 
     Args:
-        spec: ``identity``, ``anscombe-nlm``, or a ``.safetensors`` checkpoint saved with
-            ``raw_synth.checkpoint.save_model(..., kind="denoiser")``.
+        spec: ``identity``, ``anscombe-nlm``, ``anscombe-bm3d``, or a ``.safetensors`` checkpoint
+            saved with ``raw_synth.checkpoint.save_model(..., kind="denoiser")``.
         device: for checkpoints.
 
     Returns:
         :class:`Method`.
 
     Raises:
+        MissingPackageError: (a :class:`RawSynthError`) if a classical baseline's optional package
+            is not installed (scikit-image for ``anscombe-nlm``, bm3d for ``anscombe-bm3d``).
         RawSynthError: if ``spec`` is neither a baseline nor a readable denoiser checkpoint.
     """
     name = str(spec).strip()
     if name in BASELINES:
+        if name in OPTIONAL_PACKAGES:
+            require_package(name)  # fail here, before any block is read
         kind = "identity" if name == "identity" else "classical"
         return Method(name, kind, BASELINE_DESCRIPTIONS[name], name != "identity", BASELINES[name])
     path = Path(name)
@@ -654,12 +666,14 @@ def run_eval_sidd(
     """What ``raw-synth eval-sidd`` runs: load, evaluate, write submissions and the report.
 
     Rows (validation): ``identity`` and the classical baseline (``anscombe-nlm``) when
-    ``baselines``, then every ``models`` entry; plus the published rows in the report.
+    ``baselines``, then every ``models`` entry; plus the published rows in the report. A baseline
+    added by ``baselines`` whose optional package is missing (scikit-image) is skipped with a
+    warning and a report note; one named in ``models`` is an error.
     Benchmark: only ``models`` are run and each gets ``OUT/submissions/<name>/SubmitRaw.{mat,csv}``.
 
     Args:
         sidd_dir: folder with the block files of ``split``.
-        models: one or more of ``identity``, ``anscombe-nlm`` or checkpoint paths.
+        models: one or more of ``identity``, ``anscombe-nlm``, ``anscombe-bm3d`` or checkpoint paths.
         out: report folder (created): ``report.json``, ``report.md``, ``plots/*.png``,
             ``submissions/`` (benchmark).
         split: ``"validation"`` or ``"benchmark"``.
@@ -684,14 +698,22 @@ def run_eval_sidd(
 
     specs = [models] if isinstance(models, str) else list(models)
     if not specs:
-        raise RawSynthError("--model: give at least one (a checkpoint, identity or anscombe-nlm)")
-    ordered: list[str] = []
-    if baselines and split == "validation":
-        ordered += ["identity", CLASSICAL_BASELINE]
+        raise RawSynthError("--model: give at least one (a checkpoint, identity, anscombe-nlm or anscombe-bm3d)")
+    implicit = ["identity", CLASSICAL_BASELINE] if baselines and split == "validation" else []
+    ordered = list(implicit)
     for spec in specs:
         if spec not in ordered:
             ordered.append(spec)
-    methods = [load_method(spec, device) for spec in ordered]  # fail on a bad --model before reading blocks
+    methods: list[Method] = []
+    skipped: list[str] = []
+    for spec in ordered:  # fail on a bad --model before reading blocks
+        try:
+            methods.append(load_method(spec, device))
+        except MissingPackageError as exc:
+            if spec not in implicit or spec in specs:
+                raise
+            logger.warning("%s skipped: %s", spec, exc)
+            skipped.append(f"Baseline {spec} skipped: {exc}")
     data = load_sidd_split(sidd_dir, split, max_images)
     files = find_metadata_files(metadata_dir) if metadata_dir is not None else None
     infos = image_infos(data.n_images, files, cfa, total_images=data.total_images, metadata_dir=metadata_dir)
@@ -706,6 +728,7 @@ def run_eval_sidd(
     }
     evaluation = evaluate_sidd(data, infos, methods, noise=noise, batch_size=batch_size, srgb=srgb,
                                n_crops=4 if plots else 0, progress=progress, settings=settings)
+    evaluation.notes.extend(skipped)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not evaluation.has_gt:

@@ -411,7 +411,8 @@ def verify(store: Path) -> None:
 @click.option("--sidd-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder with ValidationNoisyBlocksRaw.mat + ValidationGtBlocksRaw.mat, or BenchmarkNoisyBlocksRaw.mat.")
 @click.option("--model", "models", multiple=True, default=("identity",), show_default=True,
-              help="Denoiser checkpoint (.safetensors), 'identity' or 'anscombe-nlm'; repeat for several rows.")
+              help="Denoiser checkpoint (.safetensors), 'identity', 'anscombe-nlm' or 'anscombe-bm3d' "
+                   "(needs pip install \"raw-synth[bm3d]\"); repeat for several rows.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Report folder: report.md, report.json, plots/, submissions/ (benchmark).")
 @click.option("--split", type=click.Choice(["validation", "benchmark"]), default="validation", show_default=True)

@@ -75,14 +75,22 @@ def test_pinned_values() -> None:
         "ada66c0908d851ddfcf996e9548048465e02396dae1e346d4abd2014c1f1188a"
     )
     assert float(img.astype(np.float64).sum()) == pytest.approx(2698.099053462036, abs=1e-3)
-    np.testing.assert_allclose(img[0, 0], [0.2644903361797333, 0.29261910915374756, 0.2512877285480499], atol=1e-6)
-    np.testing.assert_allclose(img[20, 30], [0.33223938941955566, 0.2839660942554474, 0.3798224627971649], atol=1e-6)
-    np.testing.assert_allclose(img[47, 63], [0.12447882443666458, 0.12661729753017426, 0.12452694773674011], atol=1e-6)
+    pinned = {
+        (0, 0): [0.2644903361797333, 0.29261910915374756, 0.2512877285480499],
+        (20, 30): [0.33223938941955566, 0.2839660942554474, 0.3798224627971649],
+        (47, 63): [0.12447882443666458, 0.12661729753017426, 0.12452694773674011],
+    }
+    for yx, rgb in pinned.items():
+        np.testing.assert_allclose(img[yx], rgb, atol=1e-6)
     img = load_corpus_image("vibrant", 3, size=256, seed=7)
     assert float(img.astype(np.float64).sum()) == pytest.approx(69006.20928949211, abs=1e-2)
-    np.testing.assert_allclose(img[100, 200], [0.28226613998413086, 0.30163779854774475, 0.27958768606185913], atol=1e-6)
-    np.testing.assert_allclose(img[3, 5], [0.3310520648956299, 0.3421328365802765, 0.3421030044555664], atol=1e-6)
-    np.testing.assert_allclose(img[255, 0], [0.13721197843551636, 0.16628074645996094, 0.12520471215248108], atol=1e-6)
+    pinned = {
+        (100, 200): [0.28226613998413086, 0.30163779854774475, 0.27958768606185913],
+        (3, 5): [0.3310520648956299, 0.3421328365802765, 0.3421030044555664],
+        (255, 0): [0.13721197843551636, 0.16628074645996094, 0.12520471215248108],
+    }
+    for yx, rgb in pinned.items():
+        np.testing.assert_allclose(img[yx], rgb, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -99,13 +107,17 @@ def test_pinned_values() -> None:
         ({"rmin": 0.0}, r"^rmin: must be a positive number of pixels, got 0.0$"),
         ({"rmin": 4.0, "rmax": 2.0}, r"^rmax: must be a number >= rmin \(4.0\), got 2.0$"),
         ({"alpha": float("inf")}, r"^alpha: must be a finite number, got inf$"),
-        ({"shapes": ("disk", "star")}, r"^shapes: must be a non-empty tuple of disk, ellipse, rectangle, polygon, got \('disk', 'star'\)$"),
+        (
+            {"shapes": ("disk", "star")},
+            r"^shapes: must be a non-empty tuple of disk, ellipse, rectangle, polygon, got \('disk', 'star'\)$",
+        ),
         ({"shapes": ()}, r"^shapes: must be a non-empty tuple of"),
         ({"textured": 1.5}, r"^textured: must be in \[0, 1\], got 1.5$"),
         ({"near_coverage": 1.0}, r"^near_coverage: must be in \[0, 1\), got 1.0$"),
         ({"max_defocus": -1.0}, r"^max_defocus: must be >= 0, got -1.0$"),
         ({"lens_sigma": (0.8, 0.2)}, r"^lens_sigma: must be \(low, high\) with 0 <= low <= high, got \(0.8, 0.2\)$"),
-        ({"illumination": float("nan")}, r"^illumination: must be in \[0, 1\], got nan$"),
+        ({"illumination": float("nan")}, r"^illumination: must be in \[0, 0.5\], got nan$"),
+        ({"illumination": 0.6}, r"^illumination: must be in \[0, 0.5\], got 0.6$"),
         ({"blur": 1.0}, r"^blur: unknown VibrantLeaves parameter; available: alpha, illumination, "),
     ],
 )
@@ -127,7 +139,16 @@ def test_params_object_and_overrides() -> None:
     a = vibrant_leaves(32, 4, params)
     assert np.array_equal(a, vibrant_leaves(32, 4, max_defocus=0.0, near_coverage=0.0))
     assert not np.array_equal(a, vibrant_leaves(32, 4))
-    for override in [{"textured": 0.0}, {"shapes": ("disk",)}, {"rmin": 3.0, "rmax": 3.0}, {"alpha": 2.0}, {"lens_sigma": (0.0, 0.0)}]:
+    overrides = [
+        {"textured": 0.0},
+        {"shapes": ("disk",)},
+        {"rmin": 3.0, "rmax": 3.0},
+        {"alpha": 2.0},
+        {"alpha": 1.0},
+        {"lens_sigma": (0.0, 0.0)},
+        {"illumination": 0.5},
+    ]
+    for override in overrides:
         img = vibrant_leaves((20, 30), 1, **override)
         assert img.shape == (20, 30, 3) and img.min() >= 0.0 and img.max() <= 1.0
 

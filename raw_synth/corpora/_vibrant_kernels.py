@@ -1,12 +1,16 @@
 """Compiled inner loops of the VibrantLeaves renderer (numba).
 
-All random draws happen in numpy (:mod:`raw_synth.corpora.vibrant`), so a seed fixes the image;
-these loops only do the per-pixel work that numpy would do with many large temporaries:
+:mod:`raw_synth.corpora.vibrant` makes the per-image choices and hands the per-leaf and
+per-pixel work to these loops:
 
-* :func:`paint_shapes` drops rotated disks, ellipses, rectangles and regular polygons onto a
-  label map, first-fallen leaf on top (the dead-leaves occlusion rule);
+* :func:`paint_leaves` draws leaves (radius, centre, shape: rotated disks, ellipses, rectangles,
+  regular polygons) from a splitmix64 stream and paints them onto a label map, the first leaf to
+  fall on a pixel staying on top (the dead-leaves occlusion rule); :func:`relabel` renumbers the
+  visible ones;
+* :func:`leaf_table` draws each visible leaf's look (pattern, two colours, shading ramp) from
+  numpy's uniforms and normals;
 * :func:`shade_layer` colours every pixel from its leaf's pattern (flat, linear or radial colour
-  gradient, sinusoidal grating, or a 1/f noise texture) and shading ramp;
+  gradient, sinusoidal grating, or a 1/f noise texture), fine texture and shading ramp;
 * :func:`blur_rows` / :func:`blur_columns` are a separable symmetric blur (lens PSF, defocus);
 * :func:`compose` lays the near plane over the far one under a smooth illumination field.
 
@@ -65,7 +69,7 @@ P_MICRO = 16  # amplitude of the fine noise texture added to every pattern
 N_PARAMS = 17
 
 
-# Columns of the per-leaf geometry table written by :func:`paint_round`.
+# Columns of the per-leaf geometry table written by :func:`paint_leaves`.
 G_CY, G_CX, G_R, G_KIND, G_ANGLE, G_ASPECT, G_SIDES, G_PIXELS = range(8)
 N_GEOMETRY = 8
 #: Most sides of a polygon leaf.
@@ -189,9 +193,11 @@ def paint_leaves(labels, base, state, rmin, rmax, alpha, shape_codes, count, geo
     Each leaf draws a radius and a centre (uniform over the image grown by ``rmax``); a leaf whose
     box misses the image, or only meets blocks that had no hole at the last refresh of the
     block summary (refreshed once half the image is covered, then whenever a quarter of the
-    remaining holes has been filled), is skipped: it could not paint anything. Kept leaves draw a shape, an aspect ratio (0.3 .. 1, disks 1),
-    polygon sides (3 .. 8) and a rotation, and take every uncovered pixel whose centre they
-    contain.
+    remaining holes has been filled), is skipped: it could not paint anything. A kept leaf
+    draws a shape, an aspect ratio (0.3 .. 1, disks 1, never under 2 px across the minor
+    half-axis), polygon sides (3 .. 8) and a rotation, and takes every uncovered pixel whose
+    centre it contains. Skipped leaves draw 3 numbers, kept ones 5: how leaves are skipped is
+    part of the stream, so changing it changes the images.
     """
     height, width = labels.shape
     capacity = geometry.shape[0]

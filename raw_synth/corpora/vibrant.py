@@ -21,19 +21,28 @@ Texture
     noise texture and a shading ramp. ``B`` is usually ``A`` in another brightness (one material
     in light and shadow), sometimes an unrelated colour.
 Colour
-    Luminance ``Beta(1.4, 2.3)`` (the statistics of the bundled sample photos) and Gaussian
-    opponent chroma, around a per-image colour cast and with a per-image saturation, so whole
-    images can be muted or colourful; a per-image tone exponent varies the contrast.
+    Luminance from a Kumaraswamy law within 0.003 of ``Beta(1.4, 2.3)`` (the statistics of the
+    bundled sample photos, as in dead leaves) and Gaussian opponent chroma, around a per-image
+    colour cast and with a per-image saturation, so whole images can be muted or colourful; a
+    per-image tone exponent varies the contrast.
 Acquisition
     Two depth planes: a fully covered far plane and a near plane of bigger leaves that covers a
     random part of it. One of them may be out of focus (a Gaussian defocus blur of a few
     pixels; the near plane's edges blur with it). The scene is lit by a smooth illumination
-    gradient with vignetting and seen through a mild lens PSF (a Gaussian of about half a pixel),
-    which also anti-aliases the leaf edges; the noise texture is band-limited, and gratings have
-    periods of at least three pixels, so nothing aliases.
+    gradient with vignetting, and seen through a mild lens PSF (a Gaussian of 0.35 to 0.75
+    pixels) that softens the staircase of the point-sampled leaf edges; the leaves are not
+    supersampled, which would cost four times the painting. The noise texture is band-limited
+    (a periodic 128x128 field at most, sampled at 1 to 4x magnification) and gratings have
+    periods of at least three pixels, so textures do not alias.
 
-The output is ``(H, W, 3)`` float32 sRGB in [0, 1]. The random draws are numpy's (so a seed fixes
-the image); the per-pixel loops run compiled (:mod:`raw_synth.corpora._vibrant_kernels`).
+The output is ``(H, W, 3)`` float32 sRGB in [0, 1]. Everything random comes from the seed: the
+per-image choices and the look of each leaf are numpy draws, and the leaves' positions, sizes
+and shapes are drawn inside the compiled painter from a splitmix64 stream that numpy seeds
+(:mod:`raw_synth.corpora._vibrant_kernels`, where all per-pixel loops run).
+
+Speed: about twice dead leaves, 11-13 ms of CPU for 256x256 on one core of the 2-core VM
+(``benchmarks/RESULTS.md``, "Procedural corpus: vibrant"); most of it is piling up the leaves of
+the far plane.
 
 Example:
     >>> img = vibrant_leaves((64, 96), seed=0)
@@ -89,7 +98,9 @@ class VibrantParams:
         max_defocus: largest defocus blur (Gaussian standard deviation, pixels) of the plane
             that is out of focus, >= 0; 0 keeps both planes sharp.
         lens_sigma: ``(low, high)`` range of the lens PSF's standard deviation in pixels.
-        illumination: strength of the illumination gradient and vignetting, in [0, 1].
+        illumination: strength of the illumination gradient and vignetting, in [0, 0.5]: the
+            light falls by up to this fraction across the image and by up to twice it in the
+            corners.
     """
 
     rmin: float = 1.0
@@ -129,8 +140,8 @@ class VibrantParams:
             and lens[0] <= lens[1]
         ):
             raise RawSynthError(f"lens_sigma: must be (low, high) with 0 <= low <= high, got {lens!r}")
-        if not (_finite(self.illumination) and 0 <= self.illumination <= 1):
-            raise RawSynthError(f"illumination: must be in [0, 1], got {self.illumination!r}")
+        if not (_finite(self.illumination) and 0 <= self.illumination <= 0.5):
+            raise RawSynthError(f"illumination: must be in [0, 0.5], got {self.illumination!r}")
 
 
 def _finite(value: object) -> bool:
@@ -285,6 +296,59 @@ def _shade(
 # ----------------------------------------------------------------------------- acquisition
 
 
+@dataclass(frozen=True)
+class _Shot:
+    """What one image draws once: colours, texture roughness, the near plane, focus, lens, light.
+
+    Attributes:
+        palette: the image's colour statistics.
+        beta: exponent of the noise texture's amplitude spectrum ``1 / f**beta``, 0.8 .. 1.7.
+        coverage: expected fraction of the image the near plane covers.
+        focus: the plane in focus, ``"near"`` or ``"far"`` (the other one is defocused), or
+            ``"both"``.
+        defocus: standard deviation of the defocus blur in pixels, log-uniform in
+            [max_defocus / 5, max_defocus].
+        lens: standard deviation of the lens PSF in pixels.
+        light: ``(g0, gy, gx, vignetting, gain)`` of :func:`~raw_synth.corpora._vibrant_kernels.compose`.
+    """
+
+    palette: _Palette
+    beta: float
+    coverage: float
+    focus: str
+    defocus: float
+    lens: float
+    light: np.ndarray
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, params: VibrantParams) -> _Shot:
+        """Draw from ``rng``, always 14 uniforms in the same order (index 9 is spare)."""
+        g = rng.random(14)
+        if g[2] < 0.4 or params.max_defocus == 0:
+            focus = "both"
+        else:
+            focus = "near" if g[2] < 0.8 else "far"
+        low, high = params.lens_sigma
+        strength = params.illumination
+        return cls(
+            palette=_Palette.draw(g[10:]),
+            beta=0.8 + 0.9 * g[0],
+            coverage=params.near_coverage * g[1],
+            focus=focus,
+            defocus=params.max_defocus * 0.2 ** g[3],
+            lens=low + (high - low) * g[4],
+            light=np.array(
+                [
+                    1.0,
+                    strength * (g[5] - 0.5),  # brightness gradient top to bottom
+                    strength * (g[6] - 0.5),  # and left to right, up to +-strength/2 at the edges
+                    strength * g[7],  # vignetting: corners darker by up to 2 * strength
+                    math.exp(0.3 * (g[8] - 0.5)),  # exposure, x 0.86 .. 1.16
+                ]
+            ),
+        )
+
+
 def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     """Separable Gaussian blur of a float32 ``(H, W, C)`` array, mirrored edges (a new array)."""
     radius = int(math.ceil(3.0 * sigma))
@@ -336,40 +400,31 @@ def vibrant_leaves(
     alpha = float(params.alpha)
     shape_codes = np.array([SHAPES[s] for s in params.shapes], dtype=np.int64)
 
-    # Per-image draws, always the same number in the same order.
-    g = rng.random(14)
-    palette = _Palette.draw(g[10:])
-    beta = 0.8 + 0.9 * g[0]
-    coverage = params.near_coverage * g[1]
-    focus = "both" if g[2] < 0.4 or params.max_defocus == 0 else ("near" if g[2] < 0.8 else "far")
-    defocus = params.max_defocus * 0.2 ** g[3]  # log-uniform in [max / 5, max]
-    low, high = params.lens_sigma
-    lens = low + (high - low) * g[4]
-    strength = params.illumination
-    illum = np.array(
-        [1.0, strength * (g[5] - 0.5), strength * (g[6] - 0.5), strength * g[7], math.exp(0.3 * (g[8] - 0.5))]
-    )
+    shot = _Shot.draw(rng, params)
 
     far = _paint_plane(rng, height, width, rmin, rmax, alpha, shape_codes, None)
+    # The near plane: bigger leaves (radii from 4 rmin), as many as cover the drawn fraction on
+    # average: coverage = 1 - exp(-count * mean leaf area / area where centres fall).
     near_rmin = min(4.0 * rmin, rmax)
     area = (height + 2 * rmax) * (width + 2 * rmax)
     mean_area = _SHAPE_FILL * math.pi * _mean_square_radius(near_rmin, rmax, alpha)
-    n_near = int(-math.log1p(-coverage) * area / mean_area)
+    n_near = int(-math.log1p(-shot.coverage) * area / mean_area)
     near = _paint_plane(rng, height, width, near_rmin, rmax, alpha, shape_codes, n_near)
     logger.debug(
-        "vibrant %dx%d: %d far leaves, %d near leaves (coverage %.2f), focus %s, defocus %.2f",
-        height, width, far.geometry.shape[0], near.geometry.shape[0], coverage, focus, defocus,
+        "vibrant %dx%d: %d far leaves, %d near leaves (coverage %.2f), in focus: %s, defocus %.2f",
+        height, width, far.geometry.shape[0], near.geometry.shape[0], shot.coverage, shot.focus,
+        shot.defocus,
     )
 
     field_side = 1 << max(4, min(7, math.ceil(math.log2(max(height, width)))))
-    field = _noise_field(rng, field_side, beta)
-    far_img, _ = _shade(rng, far, palette, params.textured, field)
-    near_img, near_alpha = _shade(rng, near, palette, params.textured, field)
-    if focus == "near":
-        far_img = _gaussian_blur(far_img, defocus)
-    elif focus == "far":
-        near_img = _gaussian_blur(near_img, defocus)
-        near_alpha = _gaussian_blur(near_alpha, defocus)
-    img = K.compose(far_img, near_img, near_alpha, illum)
-    img = _gaussian_blur(img, lens)
+    field = _noise_field(rng, field_side, shot.beta)
+    far_img, _ = _shade(rng, far, shot.palette, params.textured, field)
+    near_img, near_alpha = _shade(rng, near, shot.palette, params.textured, field)
+    if shot.focus == "near":
+        far_img = _gaussian_blur(far_img, shot.defocus)
+    elif shot.focus == "far":
+        near_img = _gaussian_blur(near_img, shot.defocus)  # premultiplied: colour and coverage
+        near_alpha = _gaussian_blur(near_alpha, shot.defocus)
+    img = K.compose(far_img, near_img, near_alpha, shot.light)
+    img = _gaussian_blur(img, shot.lens)
     return np.clip(img, 0.0, 1.0, out=img)

@@ -220,7 +220,7 @@ def test_dead_leaves_bad_arguments(kwargs: dict, message: str) -> None:
 
 
 def test_corpus_names_and_lengths() -> None:
-    assert CORPORA == ("samples", "deadleaves")
+    assert CORPORA == ("samples", "deadleaves", "vibrant")
     assert corpus_length("samples") == 4
     assert corpus_length("deadleaves") is None
     assert corpus_item_id("samples", 6) == "samples/coffee#6"
@@ -281,7 +281,7 @@ def test_iter_corpus() -> None:
 REGISTRY_ERRORS = [
     (
         lambda: load_corpus_image("flickr", 0),
-        r"^corpus 'flickr': unknown corpus; available: samples, deadleaves$",
+        r"^corpus 'flickr': unknown corpus; available: samples, deadleaves, vibrant$",
     ),
     (
         lambda: load_corpus_image("samples", -1),

@@ -83,8 +83,8 @@ _GLOB_CHARS = ("*", "?", "[")
 _PERM_TAG = 0x70657261  # "pera"
 #: How many times a sample moves on to the next item when a file fails to decode in a worker.
 _MAX_FALLBACK = 64
-#: Default byte budget of each worker's decoded-image cache (``--cache-mb 1024``): about 90
-#: decoded 4 MP photos at 8 bits, 360 at ``--downscale 2``.
+#: Default byte budget of each worker's decoded-image cache (``--cache-mb 1024``): about 85
+#: decoded 4 MP photos at 8 bits, 340 at ``--downscale 2``.
 DEFAULT_CACHE_BYTES = 1024 * 1024 * 1024
 #: ``--downscale`` factors (:data:`raw_synth.io.images.DOWNSCALES`, which a test keeps equal).
 DOWNSCALES: tuple[int, ...] = (1, 2, 4)

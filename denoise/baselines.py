@@ -32,14 +32,17 @@ crops, linearised and mosaicked) and a 2x2-binned ColorChecker crop, Poisson-Gau
 ``shot/read = 8e-4/4e-6, 3e-3/4e-5, 1.2e-2/6e-4``, mean PSNR over the 9 cases): NL-means 37.74 dB;
 BM3D per plane 38.67 dB (profile ``np``, both stages; the best per-plane setting), jointly on the
 decorrelated planes 39.13 dB (``np``, both stages; ``lc`` 38.98, ``high`` hard thresholding only
-38.93, ``vn`` 38.92). Hard thresholding alone was better only at the lowest noise level; the
-``refilter`` profile fails in bm3d 4.0.3 with a scalar sigma. The closed-form unbiased inverse beat
+38.93, ``vn`` 38.92). ``high`` with hard thresholding only won 4 of the 9 cases (all three at the
+lowest noise level, by 0.09-0.20 dB) but lost up to 1.55 dB at the highest; the ``refilter``
+profile fails in bm3d 4.0.3 with a scalar sigma. The closed-form unbiased inverse beat
 the asymptotic one by +0.001 dB on average there (at those levels ``sqrt(read) / shot`` is about 2,
 where both inverses agree) and by +0.01 / +0.10 dB (astronaut / ColorChecker) with little read
 noise (``shot/read = 1.2e-2/1e-6``), where the asymptotic inverse overestimates dark values (see
 :func:`anscombe_inverse_unbiased`). BM3D takes about 100x the time of NL-means (a few seconds per
 128 x 128 x 4 block on one busy 2-core machine), so ``eval-sidd`` runs it only when asked
-(``--model anscombe-bm3d``).
+(``--model anscombe-bm3d``). Most of that is a fixed cost of bm3d's exact-variance computation
+for correlated noise (profile ``nf = 32``): ``nf = 16`` was 3x faster but 0.03 dB worse on average
+(0.17 dB on the ColorChecker at the highest noise), so the profile is left as it is.
 
 Optional packages: NL-means needs scikit-image (``pip install "raw-synth[nlm]"``), BM3D needs bm3d
 (``pip install "raw-synth[bm3d]"``). Both are imported only when the method runs; a missing one
@@ -218,8 +221,10 @@ def anscombe_inverse_unbiased(z: np.ndarray, shot: float, read: float) -> np.nda
     """Closed-form approximation of the exact unbiased inverse of :func:`anscombe_forward`.
 
     A denoiser estimates ``E[z]``, not ``f(E[x])``; the exact unbiased inverse maps ``E[z]`` back
-    to ``x`` (Makitalo & Foi, IEEE TIP 20(1) 2011 and 22(1) 2013). In photon units
-    ``y = x / a``, ``s^2 = b / a^2`` the closed-form approximation is
+    to ``x`` (Makitalo & Foi, IEEE TIP 20(1), 2011). In photon units ``y = x / a``,
+    ``s^2 = b / a^2`` the closed-form approximation (the Poisson one of Makitalo & Foi, IEEE TIP
+    20(9), 2011, minus ``s^2`` for the Gaussian part as in their generalised version, IEEE TIP
+    22(1), 2013) is
 
     .. math::
 

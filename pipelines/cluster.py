@@ -145,17 +145,23 @@ class BackgroundCluster:
 
     @staticmethod
     def _start(n_workers: int, warm_up: Callable[[], Any] | None):
+        import time
+
         from distributed import Client
 
+        began = time.perf_counter()
         cluster = start_local_cluster(n_workers)
         try:
             client = Client(cluster)
             client.register_plugin(FastExit(), name=FastExit.name)
+            up = time.perf_counter()
             if warm_up is not None:
                 client.run(warm_up)
         except BaseException:
             cluster.close()
             raise
+        logger.info("local cluster of %d workers up in %.1f s, warm %.1f s later", n_workers, up - began,
+                    time.perf_counter() - up)
         return client, cluster
 
     def client(self):

@@ -348,6 +348,8 @@ def _generate(config: GenerateConfig, out: Path, progress: bool, began: float,
     if done:
         logger.info("%s: resuming, %d of %d shards already complete", out, len(done), len(plan))
     job = ShardJob(config=config, sources=sources, cameras=tuple(cameras), out=str(out))
+    logger.info("%s: %d shards to write, ready after %.1f s (options, cameras, sources, store)", out, len(missing),
+                time.perf_counter() - began)
     peak: dict[int, int] = {}
     written = {"samples": 0, "shards": 0}
     known = {(s["source"], s["reason"]) for s in manifest.skipped}

@@ -11,8 +11,9 @@
    clipping, and 1024 with values below black kept).
 3. Training: ``configs/train-denoiser-cpu.yaml`` (``denoiser-tiny``, conditioned, 5 000 steps of
    16 random 64x64 packed crops).
-4. Scores on synthetic held-out data: the held-out shards of the training store and two stores of
-   a phone not used in training (``sidd-g4``): dead leaves and the built-in sample photos.
+4. Scores on synthetic held-out data: the held-out shards of the training store and three stores of
+   a phone not used in training (``sidd-g4``): dead leaves, the built-in sample photos (the same
+   four photos are among the training images) and the ``vibrant`` corpus (not used in training).
 5. Real noise: ``/work/shared/data/aisp-vivo-x90/x90_3_4.npy`` (vivo X90 night scene, 12-bit,
    RGGB, black 0, white 4095) through :func:`denoise.denoise_file` with a blind noise estimate;
    the blind estimate of the output against the input's (variance at the image's mean level),
@@ -215,9 +216,12 @@ def main() -> None:
                   TRAIN_CAMERAS, 1, 256),
         "g4-deadleaves": (out / "g4-deadleaves", args.test_samples, "deadleaves", UNSEEN, 1, 32),
         "g4-photos": (out / "g4-photos", args.test_samples, "samples", UNSEEN, 2, 32),
+        "g4-vibrant": (out / "g4-vibrant", args.test_samples, "vibrant", UNSEEN, 3, 32),
     }
     timings: dict[str, float] = {}
     for name, (path, n, src, cameras, seed, shard) in stores.items():
+        if name == "train" and args.skip_train and (path / "manifest.json").is_file():
+            continue  # scoring a finished run: its store is only read (its held-out shards)
         began = time.time()
         patch = args.train_patch if name == "train" else args.patch
         generate_store(path, n, src, cameras, patch, seed, args.workers, shard)  # resumes when complete
@@ -238,7 +242,8 @@ def main() -> None:
         "training cameras, held-out shards": score_store(model, stores["train"][0], "val",
                                                          val_fraction=_recipe_val_fraction(args.config)),
         "unseen sidd-g4, dead leaves": score_store(model, stores["g4-deadleaves"][0], "all"),
-        "unseen sidd-g4, sample photos": score_store(model, stores["g4-photos"][0], "all"),
+        "unseen sidd-g4, sample photos (also in the training images)": score_store(model, stores["g4-photos"][0], "all"),
+        "unseen sidd-g4, vibrant (content not used in training)": score_store(model, stores["g4-vibrant"][0], "all"),
     }
     full_preview = out / "x90_preview.png"
     real = real_noise_check(checkpoint, out / "x90_denoised.dng", full_preview)

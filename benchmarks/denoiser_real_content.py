@@ -30,8 +30,8 @@ With ``--shards STORE`` it also scores the same methods on the first ``--shard-s
 samples of a raw-synth store (each with its own stored noise level): the synthetic check.
 
     python benchmarks/denoiser_real_content.py                       # bundled model vs baselines
-    python benchmarks/denoiser_real_content.py --model runs/x/best.safetensors --model denoiser-tiny \\
-        --shards runs/holdout --json out.json --markdown out.md
+    python benchmarks/denoiser_real_content.py --model runs/x/model.safetensors --model denoiser-tiny \\
+        --shards runs/card/g4-deadleaves --shards runs/card/g4-vibrant --json out.json --markdown out.md
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def score_shards(methods: list, store: Path, n: int) -> dict:
     return {name: {"mean": float(np.mean(v)), "samples": len(v)} for name, v in scores.items()}
 
 
-def markdown(real: dict, frames: list[Frame], shards: dict | None, store: str | None) -> str:
+def markdown(real: dict, frames: list[Frame], shards: dict[str, dict] | None = None) -> str:
     """The result tables as markdown."""
     names = list(real)
     lines = ["| frame | level | " + " | ".join(names) + " |", "| --- | --- |" + " ---: |" * len(names)]
@@ -204,9 +204,13 @@ def markdown(real: dict, frames: list[Frame], shards: dict | None, store: str | 
     lines.append("| **mean** | | " + " | ".join(f"**{real[n]['mean']:.2f}**" for n in names) + " |")
     lines.append("| seconds | | " + " | ".join(f"{real[n]['seconds']:.1f}" for n in names) + " |")
     if shards:
-        lines += ["", f"Synthetic held-out shards (`{store}`, {next(iter(shards.values()))['samples']} samples):", "",
-                  "| " + " | ".join(shards) + " |", "|" + " ---: |" * len(shards),
-                  "| " + " | ".join(f"{v['mean']:.2f}" for v in shards.values()) + " |"]
+        lines += ["", "Synthetic held-out shards (mean PSNR over the first samples of each store):", "",
+                  "| store | samples | " + " | ".join(names) + " |", "| --- | ---: |" + " ---: |" * len(names)]
+        for store, scores in shards.items():
+            row = [scores[n]["mean"] for n in names]
+            best = max(row[1:]) if len(row) > 1 else None
+            cells = [f"**{v:.2f}**" if v == best else f"{v:.2f}" for v in row]
+            lines.append(f"| `{store}` | {scores[names[0]]['samples']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -215,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="append", default=None,
                         help="denoiser checkpoint (.safetensors) or bundled name; repeatable (default: denoiser-tiny)")
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder (default: ../shared/data)")
-    parser.add_argument("--shards", type=Path, default=None, help="also score on this raw-synth store")
+    parser.add_argument("--shards", type=Path, action="append", default=None,
+                        help="also score on this raw-synth store (repeatable)")
     parser.add_argument("--shard-samples", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
@@ -233,8 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     methods = load_methods(args.model or ["denoiser-tiny"])
     real = score_real(methods, frames, args.seed)
-    shards = score_shards(methods, args.shards, args.shard_samples) if args.shards else None
-    table = markdown(real, frames, shards, str(args.shards) if args.shards else None)
+    shards = {str(store): score_shards(methods, store, args.shard_samples) for store in args.shards or []}
+    table = markdown(real, frames, shards)
     print(table)
     if args.markdown:
         args.markdown.write_text(table + "\n")

@@ -9,24 +9,32 @@ machines: :func:`connect` attaches to a running scheduler (``dask scheduler`` pl
 folder and have raw-synth installed; start those workers with the same environment for the same
 speed (``MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_MMAP_THRESHOLD_=1073741824``).
 
-:class:`BackgroundCluster` starts a local cluster on a thread of its own and warms its workers up
-(imports, compiled kernels) while the client still reads the sources and prepares the store, so a
-short run does not pay the start-up after that work. Its workers skip the interpreter's
-finalisation when they close (:class:`FastExit`).
+Start-up: by default Dask *spawns* each worker, a fresh interpreter that imports distributed, torch,
+the engines, the store writer and the image decoder again: about 2.5 s of CPU per worker, paid
+while the client does the same, which on 2 cores delays the first shard of a short run by several
+seconds. With ``fork=True`` (what ``raw-synth generate`` uses for CPU runs) the workers are forked
+from the client once it has loaded all of that, and start in a fraction of a second; the settings
+that a spawned worker takes from its environment at start-up (one malloc arena and 1 GiB
+thresholds, one BLAS thread) are applied in the forked worker by :class:`LocalWorkerSetup`. CUDA
+does not survive a fork, so GPU runs keep spawning. Either way a local worker ends without
+finalising the interpreter once it has closed.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable
+import platform
+import re
+from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from raw_synth.errors import RawSynthError
 
-__all__ = ["QUIET_WORKERS", "WORKER_ENVIRON", "BackgroundCluster", "FastExit", "start_local_cluster", "connect"]
+__all__ = ["QUIET_WORKERS", "WORKER_ENVIRON", "LocalWorkerSetup", "start_local_cluster", "connect"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,27 +69,34 @@ QUIET_WORKERS: dict[str, object] = {
 }
 
 
-def start_local_cluster(n_workers: int):
+def start_local_cluster(n_workers: int, fork: bool = False):
     """A :class:`distributed.LocalCluster` of ``n_workers`` processes, one thread each, no dashboard.
 
     Args:
         n_workers: Worker processes (``>= 1``).
+        fork: Fork the workers from this process instead of spawning fresh interpreters (see the
+            module docstring). Only where this process has not initialised CUDA, and while no
+            other thread of it is busy.
 
     Returns:
-        The cluster; close it (or use it as a context manager) when done.
+        The cluster; close it (or use it as a context manager) when done. Its workers carry
+        :class:`LocalWorkerSetup`.
     """
     import dask
     from distributed import LocalCluster
 
-    with dask.config.set(QUIET_WORKERS):  # the nannies pass this configuration on to the workers
-        return LocalCluster(
+    settings = {**QUIET_WORKERS, "distributed.worker.multiprocessing-method": "fork" if fork else "spawn"}
+    with dask.config.set(settings):  # the nannies pass this configuration on to the workers
+        cluster = LocalCluster(
             n_workers=int(n_workers),
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
             scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
             silence_logs=logging.ERROR,
+            plugins={LocalWorkerSetup()},
         )
+    return cluster
 
 
 def connect(address: str, timeout: str = "20s"):
@@ -99,21 +114,34 @@ def connect(address: str, timeout: str = "20s"):
         raise RawSynthError(f"--scheduler {address}: cannot connect ({text})") from None
 
 
-class FastExit(WorkerPlugin):
-    """Dask worker plugin: once the worker has closed, end its process without finalising Python.
 
-    A local worker has nothing left to flush when it closes (every shard is written and closed
-    inside its task), but finalising the interpreter - torch, numba and LLVM tear-down - takes
-    0.5 to 1 s per process, and closing the cluster waits for it at the end of every run. The
-    plugin's ``teardown`` runs only on a graceful close, and registers an ``atexit`` handler (it
-    runs first, being registered last) that calls ``os._exit(0)``. A crashing worker exits as
-    usual. Only the local cluster's workers get it, never those of a ``--scheduler``.
+# ------------------------------------------------------------------------------------ local worker setup
+
+#: glibc ``mallopt`` parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
+
+
+class LocalWorkerSetup(WorkerPlugin):
+    """Worker plugin of the local cluster: the start-up environment in a forked worker, a fast exit.
+
+    ``setup`` gives the worker what :data:`WORKER_ENVIRON` gives a spawned one, which reads it when
+    its process starts (a forked worker has started long before): one BLAS thread
+    (:func:`limit_blas_threads`) and glibc's single arena with 1 GiB mmap and trim thresholds
+    (:func:`tune_malloc`). In a spawned worker both are no-ops in effect.
+
+    ``teardown`` runs when the worker closes gracefully. A local worker has nothing left to flush
+    then (every shard is written and closed inside its task), but a spawned worker's interpreter
+    would spend 0.5 to 1 s finalising torch, numba and LLVM, which closing the cluster waits for;
+    the handler registered here (``atexit`` runs it first) ends the process with ``os._exit(0)``.
+    A crashing worker exits as usual.
     """
 
-    name = "raw-synth-fast-exit"
+    name = "raw-synth-local-worker"
 
     def setup(self, worker: Any) -> None:
-        """Nothing to do when the worker starts."""
+        """One BLAS thread and the malloc settings, in this worker process."""
+        limit_blas_threads()
+        tune_malloc()
 
     def teardown(self, worker: Any) -> None:
         """Arm the fast exit (the worker has closed)."""
@@ -122,65 +150,47 @@ class FastExit(WorkerPlugin):
         atexit.register(os._exit, 0)
 
 
-class BackgroundCluster:
-    """A local cluster started on a background thread, its client connected, its workers warmed up.
+def limit_blas_threads() -> int:
+    """Set every OpenBLAS loaded in this process to one thread.
 
-    Example:
-        >>> starting = BackgroundCluster(2, warm_up=my_imports)  # doctest: +SKIP
-        >>> ...                                                    # the client's own work
-        >>> client = starting.client()                             # waits for the start
-        >>> starting.close()
+    Returns:
+        How many OpenBLAS libraries were set (0 where none is loaded or none exports a setter).
     """
-
-    def __init__(self, n_workers: int, warm_up: Callable[[], Any] | None = None) -> None:
-        """Start ``n_workers`` worker processes; run ``warm_up()`` once in each when they are up.
-
-        Args:
-            n_workers: Worker processes (``>= 1``).
-            warm_up: A picklable function without arguments, run on every worker (e.g. imports).
-        """
-        self._closed = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-synth-cluster")
-        self._future: Future = self._executor.submit(self._start, int(n_workers), warm_up)
-
-    @staticmethod
-    def _start(n_workers: int, warm_up: Callable[[], Any] | None):
-        import time
-
-        from distributed import Client
-
-        began = time.perf_counter()
-        cluster = start_local_cluster(n_workers)
+    try:
+        with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
+            libraries = sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", maps.read())))
+    except OSError:
+        return 0
+    count = 0
+    for library in libraries:
         try:
-            client = Client(cluster)
-            client.register_plugin(FastExit(), name=FastExit.name)
-            up = time.perf_counter()
-            if warm_up is not None:
-                client.run(warm_up)
-        except BaseException:
-            cluster.close()
-            raise
-        logger.info("local cluster of %d workers up in %.1f s, warm %.1f s later", n_workers, up - began,
-                    time.perf_counter() - up)
-        return client, cluster
+            handle = ctypes.CDLL(library)
+        except OSError:
+            continue
+        for symbol in ("openblas_set_num_threads", "openblas_set_num_threads64_",
+                       "scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads"):
+            setter = getattr(handle, symbol, None)
+            if setter is not None:
+                setter.argtypes = [ctypes.c_int]
+                setter(1)
+                count += 1
+                break
+    return count
 
-    def client(self):
-        """The :class:`distributed.Client`, once the cluster is up and warm (waits for it)."""
-        return self._future.result()[0]
 
-    def close(self) -> None:
-        """Close the client and the cluster (waits for the start to finish first); again: no-op."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            client, cluster = self._future.result()
-        except BaseException:  # the start failed: nothing to close, the error surfaced in client()
-            logger.debug("local cluster failed to start", exc_info=True)
-            client = cluster = None
-        finally:
-            self._executor.shutdown(wait=True)
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
+def tune_malloc() -> bool:
+    """glibc: one malloc arena, 1 GiB mmap and trim thresholds (``MALLOC_ARENA_MAX=1`` and friends).
+
+    Returns:
+        True when glibc accepted the settings; False elsewhere (nothing done).
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    threshold = int(WORKER_ENVIRON["MALLOC_MMAP_THRESHOLD_"])
+    return all([mallopt(_M_ARENA_MAX, 1), mallopt(_M_MMAP_THRESHOLD, threshold), mallopt(_M_TRIM_THRESHOLD, threshold)])

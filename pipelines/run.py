@@ -10,10 +10,10 @@
    clears the store first;
 3. run one task per missing shard: on a :class:`distributed.LocalCluster` of ``workers``
    processes with one thread each, on an existing cluster when ``scheduler`` is given, or in this
-   process when ``workers == 1`` (same arrays, no cluster start-up). The local cluster starts on a
-   background thread as soon as the options are checked, and its workers load their modules
-   while this process imports torch, reads the sources and prepares the store
-   (:class:`pipelines.cluster.BackgroundCluster`);
+   process when ``workers == 1`` (same arrays, no cluster start-up). For a CPU run the local
+   workers are forked from this process once it has loaded the engines and the store writer, so
+   they start in well under a second instead of importing everything again
+   (:func:`pipelines.cluster.start_local_cluster`);
 4. record every finished shard in the manifest (atomic save) as it completes, so killing the run
    at any moment loses at most the shards in flight.
 
@@ -37,13 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from pipelines.config import (LEGACY_DEFAULTS, GenerateConfig, check_config, check_options, profile_digest,
-                              resolve_cameras)
-from pipelines.plan import ShardPlan, n_shards, plan_shards
+from pipelines.config import LEGACY_DEFAULTS, GenerateConfig, check_config, profile_digest, resolve_cameras
+from pipelines.plan import ShardPlan, plan_shards
 from raw_synth.errors import RawSynthError
 
-if TYPE_CHECKING:  # both import torch, which the client loads while the local cluster starts
-    from pipelines.cluster import BackgroundCluster
+if TYPE_CHECKING:  # both import torch; plain imports would load it before the options are checked
     from pipelines.worker import ShardJob
     from raw_synth.sources import Sources
 
@@ -226,46 +224,39 @@ def _run_in_process(shards: list[ShardPlan], job: ShardJob, on_done: Callable[[d
     return started
 
 
-def _store_looks_complete(out: Path, config: GenerateConfig) -> bool:
-    """Whether ``out`` already lists every shard of ``config`` as complete (a cheap look, no checks)."""
-    import json
-
-    try:
-        data = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-        shards = data.get("shards", {})
-        complete = sum(1 for entry in shards.values() if entry.get("state") == "complete")
-        return int(data.get("n_samples", -1)) == int(config.n) and complete == n_shards(int(config.n),
-                                                                                          int(config.shard_size))
-    except (OSError, ValueError, TypeError, AttributeError, RawSynthError):
-        return False
-
-
-def _start_local_cluster_early(config: GenerateConfig, out: Path) -> BackgroundCluster | None:
-    """The local cluster, starting in the background, when this run will need one (else ``None``)."""
-    if config.scheduler is not None or int(config.workers) == 1 or _store_looks_complete(out, config):
-        return None
-    from functools import partial
-
-    from pipelines.cluster import BackgroundCluster
-    from pipelines.warmup import warm_up
-
-    return BackgroundCluster(int(config.workers), warm_up=partial(warm_up, str(config.src)))
+def _preload_shard_modules() -> None:
+    """Import what a shard task uses, so that workers forked from this process have it loaded."""
+    import pipelines.worker  # noqa: F401  (engines, noise, sources)
+    import raw_synth.io.images  # noqa: F401
+    import raw_synth.store.writer  # noqa: F401
 
 
 def _client(config: GenerateConfig):
-    """``(client, cluster)``: a client of the given scheduler or of a new local cluster."""
+    """``(client, cluster)``: a client of the given scheduler or of a new local cluster.
+
+    A local cluster for a CPU run forks its workers from this process (see
+    :func:`pipelines.cluster.start_local_cluster`); other devices spawn them (CUDA does not survive
+    a fork).
+    """
     from distributed import Client
 
     from pipelines.cluster import connect, start_local_cluster
 
     if config.scheduler is not None:
         return connect(config.scheduler), None
-    cluster = start_local_cluster(int(config.workers))
+    fork = str(config.device).strip().lower() == "cpu"
+    if fork:
+        _preload_shard_modules()
+    began = time.perf_counter()
+    cluster = start_local_cluster(int(config.workers), fork=fork)
     try:
-        return Client(cluster), cluster
+        client = Client(cluster)
     except BaseException:
         cluster.close()
         raise
+    logger.info("local cluster of %d %s workers up in %.1f s", int(config.workers), "forked" if fork else "spawned",
+                time.perf_counter() - began)
+    return client, cluster
 
 
 def _run_dask(shards: list[ShardPlan], job: ShardJob, client: Any,
@@ -305,20 +296,6 @@ def generate(config: GenerateConfig, progress: bool = True) -> GenerateSummary:
             different configuration without ``overwrite``, an unreachable scheduler, or a sample
             that cannot be made. Shards finished before the error stay recorded.
     """
-    began = time.perf_counter()
-    check_options(config)
-    out = Path(config.out).expanduser().resolve()
-    starting = _start_local_cluster_early(config, out)
-    try:
-        return _generate(config, out, progress, began, starting)
-    finally:
-        if starting is not None:
-            starting.close()
-
-
-def _generate(config: GenerateConfig, out: Path, progress: bool, began: float,
-              starting: BackgroundCluster | None) -> GenerateSummary:
-    """:func:`generate` once the options are checked and a local cluster (if any) is starting."""
     from tqdm import tqdm
 
     from pipelines.worker import ShardJob
@@ -326,7 +303,9 @@ def _generate(config: GenerateConfig, out: Path, progress: bool, began: float,
     from raw_synth.store.records import ShardInfo
     from raw_synth.store.writer import shard_name
 
+    began = time.perf_counter()
     check_config(config)
+    out = Path(config.out).expanduser().resolve()
     model = config.model
     if model is None and config.engine == "ssdnet":
         from raw_synth.engine import bundled_checkpoint
@@ -353,6 +332,10 @@ def _generate(config: GenerateConfig, out: Path, progress: bool, began: float,
     peak: dict[int, int] = {}
     written = {"samples": 0, "shards": 0}
     known = {(s["source"], s["reason"]) for s in manifest.skipped}
+    in_process = not missing or (config.scheduler is None and int(config.workers) == 1)
+    mode = "in-process" if in_process else config.scheduler or "local"
+    # the cluster first: forked workers must not copy the progress bar's monitor thread mid-lock
+    client, cluster = (None, None) if in_process else _client(config)
 
     bar = tqdm(total=int(config.n), initial=n_resumed, unit="pair", desc="generate", file=sys.stderr,
                disable=None if progress else True, dynamic_ncols=True)
@@ -373,27 +356,17 @@ def _generate(config: GenerateConfig, out: Path, progress: bool, began: float,
 
     compute_began = time.perf_counter()
     try:
-        if not missing:
-            mode = "in-process"
-        elif config.scheduler is None and int(config.workers) == 1:
-            mode = "in-process"
-            compute_began = _run_in_process(missing, job, on_done)
-        elif starting is not None:
-            mode = "local"
-            compute_began = _run_dask(missing, job, starting.client(), on_done)
+        if client is None:
+            if missing:
+                compute_began = _run_in_process(missing, job, on_done)
         else:
-            mode = config.scheduler or "local"
-            client, cluster = _client(config)
-            try:
-                compute_began = _run_dask(missing, job, client, on_done)
-            finally:
-                client.close()
-                if cluster is not None:
-                    cluster.close()
+            compute_began = _run_dask(missing, job, client, on_done)
     finally:
         bar.close()
-        if starting is not None:
-            starting.close()  # counted in the run's time, as a user waits for it
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
     compute_seconds = time.perf_counter() - compute_began
     seconds = time.perf_counter() - began
     summary = GenerateSummary(

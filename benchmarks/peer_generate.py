@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import platform
 import re
 import shutil
 import statistics
@@ -203,17 +204,19 @@ def _skimage_photos() -> list[tuple[str, np.ndarray]]:
     return photos
 
 
-def _random_variant(image, rng: np.random.Generator, patch: int):
-    """A random crop and rescale of a PIL image, 0.1 to 4 MP, at least ``patch`` on each side."""
+def _random_variant(sources: list, rng: np.random.Generator, patch: int):
+    """A JPEG-able random rescale and crop of one of ``sources`` (PIL images): area uniform in 0.1-4 MP."""
     from PIL import Image
 
-    width, height = image.size
-    area = math.exp(rng.uniform(math.log(0.1e6), math.log(4.0e6)))
-    scale = min(1.0, math.sqrt(area / (width * height)) * rng.uniform(1.0, 1.3))
-    scaled = image.resize((max(patch, round(width * scale)), max(patch, round(height * scale))), Image.BILINEAR)
+    area = rng.uniform(0.1e6, 4.0e6)
+    large_enough = [s for s in sources if s.width * s.height >= area] or [max(sources, key=lambda s: s.width * s.height)]
+    image = large_enough[int(rng.integers(len(large_enough)))]
+    scale = rng.uniform(min(1.0, math.sqrt(area / (image.width * image.height))), 1.0)
+    scaled = image.resize((max(patch, round(image.width * scale)), max(patch, round(image.height * scale))),
+                          Image.BILINEAR)
     aspect = rng.uniform(0.6, 1.0)
     crop_w = max(patch, min(scaled.width, round(math.sqrt(area / aspect))))
-    crop_h = max(patch, min(scaled.height, round(crop_w * aspect)))
+    crop_h = max(patch, min(scaled.height, round(area / crop_w)))
     left = int(rng.integers(0, scaled.width - crop_w + 1))
     top = int(rng.integers(0, scaled.height - crop_h + 1))
     return scaled.crop((left, top, left + crop_w, top + crop_h))
@@ -235,14 +238,14 @@ def build_folders(work: Path, n_large: int, patch: int) -> tuple[Path, Path]:
         for name, array in _skimage_photos():
             Image.fromarray(array).save(small / f"{name}.jpg", quality=95)
         for i in range(20 - len(list(small.glob("*.jpg")))):
-            variant = _random_variant(sources[i % 12], rng, patch)
+            variant = _random_variant(sources[:12], rng, patch)
             variant.save(small / f"variant{i:02d}.jpg", quality=90)
         (small / "done").touch()
     if not (large / "done").exists():
         shutil.rmtree(large, ignore_errors=True)
         large.mkdir(parents=True)
         for i in range(n_large):
-            variant = _random_variant(sources[int(rng.integers(len(sources)))], rng, patch)
+            variant = _random_variant(sources, rng, patch)
             variant.save(large / f"p{i:04d}.jpg", quality=int(rng.integers(80, 96)))
         (large / "done").touch()
     return small, large
@@ -306,11 +309,19 @@ def _commands(args: argparse.Namespace, work: Path, small: Path, large: Path) ->
                          [raw_synth, "generate", "--src", str(large), "--workers", "2", *common, *extra]))
         runs.append((f"(a) {small.name}", "raw-synth --crops-per-image 4", 2,
                      [raw_synth, "generate", "--src", str(small), "--workers", "2", *common, "--crops-per-image", "4"]))
+        zarr = [*common[: common.index("--format")], "--format", "zarr", *common[common.index("--format") + 2 :]]
+        runs.append((f"(a) {small.name}", "raw-synth --format zarr (its default)", 2,
+                     [raw_synth, "generate", "--src", str(small), "--workers", "2", *zarr]))
     return runs
 
 
 def _table(results: dict, args: argparse.Namespace, small: Path, large: Path) -> str:
-    lines = [f"N = {args.n}, patch {args.patch}, `--engine upi`, shard size 256, `--format {args.format}` "
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else "?"
+    lines = [f"Commit {commit or '?'}, {os.cpu_count()} CPUs ({cpu}), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+             "",
+             f"N = {args.n}, patch {args.patch}, `--engine upi`, shard size 256, `--format {args.format}` "
              f"(raw-synth); medians of {args.repeats} run(s); wall = whole command, process start to exit.", "",
              f"(a) {small.name}: {_decoded_mib(small)[0]} photos, {_decoded_mib(small)[1]:.0f} MiB decoded; "
              f"(b) {large.name}: {_decoded_mib(large)[0]} photos, {_decoded_mib(large)[1]:.0f} MiB decoded.", "",

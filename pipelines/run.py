@@ -296,6 +296,7 @@ def generate(config: GenerateConfig, progress: bool = True) -> GenerateSummary:
             different configuration without ``overwrite``, an unreachable scheduler, or a sample
             that cannot be made. Shards finished before the error stay recorded.
     """
+    began = time.perf_counter()
     from tqdm import tqdm
 
     from pipelines.worker import ShardJob
@@ -303,7 +304,6 @@ def generate(config: GenerateConfig, progress: bool = True) -> GenerateSummary:
     from raw_synth.store.records import ShardInfo
     from raw_synth.store.writer import shard_name
 
-    began = time.perf_counter()
     check_config(config)
     out = Path(config.out).expanduser().resolve()
     model = config.model

@@ -116,6 +116,8 @@ def peak_rss_bytes() -> int:
 
 
 def _in_dask_worker() -> bool:
+    if "distributed" not in sys.modules:  # a Dask worker has imported it; an in-process run need not
+        return False
     try:
         from distributed import get_worker
 

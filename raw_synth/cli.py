@@ -321,7 +321,8 @@ def generate(n: int, out_dir: Path, src: str, engine_name: str, model: str | Non
     from pipelines.run import GenerateConfig
     from pipelines.run import generate as run_generate
 
-    _quiet_dask(logger.level)
+    if workers > 1 or scheduler is not None:  # an in-process run does not import Dask at all
+        _quiet_dask(logger.level)
 
     summary = run_generate(GenerateConfig(
         n=n, out=str(out_dir), src=src, engine=engine_name, model=model, cameras=cameras, patch=patch,

@@ -275,6 +275,8 @@ def _loadavg() -> str:
 def _run(command: list[str], out: Path) -> tuple[float, float, str]:
     """Run one command; ``(wall seconds, pairs/s printed, load before->after)``; removes ``out``."""
     shutil.rmtree(out, ignore_errors=True)
+    os.sync()  # the previous run's deleted shards must not be written back during this one
+    time.sleep(1.0)
     load = _loadavg()
     began = time.perf_counter()
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)

@@ -20,23 +20,13 @@ folder they compile in every process instead.
 
 from __future__ import annotations
 
-import logging
 import math
 
-import numba
 import numpy as np
 
-logger = logging.getLogger(__name__)
-
-
-def _compiled(function):
-    """``numba.njit(nogil=True)`` with the on-disk cache, or without it where numba finds no
-    writable cache folder (a read-only install and no home directory): then each process compiles."""
-    try:
-        return numba.njit(cache=True, nogil=True)(function)
-    except RuntimeError as error:  # "cannot cache function ...: no locator available"
-        logger.debug("%s: compiling without a cache (%s)", function.__name__, error)
-        return numba.njit(nogil=True)(function)
+# One compile helper for both renderers: njit with the on-disk cache, or without it where numba finds no
+# writable cache folder.
+from raw_synth.corpora._deadleaves_kernels import _compiled
 
 
 #: Label of a pixel that no leaf covers (leaf labels count from 0).

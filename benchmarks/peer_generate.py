@@ -209,7 +209,8 @@ def _random_variant(sources: list, rng: np.random.Generator, patch: int):
     from PIL import Image
 
     area = rng.uniform(0.1e6, 4.0e6)
-    large_enough = [s for s in sources if s.width * s.height >= area] or [max(sources, key=lambda s: s.width * s.height)]
+    large_enough = [s for s in sources if s.width * s.height >= area]
+    large_enough = large_enough or [max(sources, key=lambda s: s.width * s.height)]
     image = large_enough[int(rng.integers(len(large_enough)))]
     scale = rng.uniform(min(1.0, math.sqrt(area / (image.width * image.height))), 1.0)
     scaled = image.resize((max(patch, round(image.width * scale)), max(patch, round(image.height * scale))),
@@ -318,10 +319,12 @@ def _commands(args: argparse.Namespace, work: Path, small: Path, large: Path) ->
 
 
 def _table(results: dict, args: argparse.Namespace, small: Path, large: Path) -> str:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True).stdout.strip()
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else "?"
-    lines = [f"Commit {commit or '?'}, {os.cpu_count()} CPUs ({cpu}), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    lines = [f"Commit {commit or '?'}, {os.cpu_count()} CPUs ({cpu}), {when}.",
              "",
              f"N = {args.n}, patch {args.patch}, `--engine upi`, shard size 256, `--format {args.format}` "
              f"(raw-synth); medians of {args.repeats} run(s); wall = whole command, process start to exit.", "",
@@ -338,12 +341,16 @@ def _table(results: dict, args: argparse.Namespace, small: Path, large: Path) ->
                      f"{', '.join(f'{w:.1f}' for w in walls)} | {', '.join(l for _, _, l in runs)} |")
     lines += ["", "| source | raw-synth / peer, pairs/s at 2 workers | raw-synth 2 vs 1 worker | peer 2 vs 1 worker |",
               "| --- | ---: | ---: | ---: |"]
+    def speed_up(slow: tuple | None, fast: tuple | None) -> str:
+        """``wall(slow) / wall(fast)`` of two table rows, or ``-`` when one is missing."""
+        if slow not in medians or fast not in medians:
+            return "-"
+        return f"{medians[slow] / medians[fast]:.2f}x"
+
     for source in dict.fromkeys(s for s, _, _ in results):
-        def get(tool, workers):
-            return medians.get((source, tool, workers))
-        ratio = f"{get('peer script', 2) / get('raw-synth', 2):.2f}x" if get("peer script", 2) and get("raw-synth", 2) else "-"
-        ours = f"{get('raw-synth', 1) / get('raw-synth', 2):.2f}x" if get("raw-synth", 1) and get("raw-synth", 2) else "-"
-        theirs = f"{get('peer script', 1) / get('peer script', 2):.2f}x" if get("peer script", 1) and get("peer script", 2) else "-"
+        ratio = speed_up((source, "peer script", 2), (source, "raw-synth", 2))
+        ours = speed_up((source, "raw-synth", 1), (source, "raw-synth", 2))
+        theirs = speed_up((source, "peer script", 1), (source, "peer script", 2))
         lines.append(f"| {source} | {ratio} | {ours} | {theirs} |")
     return "\n".join(lines) + "\n"
 

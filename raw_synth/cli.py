@@ -307,7 +307,8 @@ def noise_eval(sidd_dir: Path, models: str | None, out_dir: Path, camera_codes: 
 @click.option("--uncertainty", is_flag=True, help="Also store SSDNet's per-pixel uncertainty (ssdnet engine).")
 @click.option("--overwrite", is_flag=True, help="Replace a store made with a different configuration.")
 @click.option("--crops-per-image", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Photo sources: K consecutive pairs crop the same photo, decoded once (part of the store's identity).")
+              help="Photo sources: K consecutive pairs crop the same photo, decoded once "
+                   "(part of the store's identity).")
 @click.option("--downscale", default="1", show_default=True, type=click.Choice(["1", "2", "4"]),
               help="Photo sources: decode photos shrunk by this factor, a box average (part of the store's identity).")
 @click.option("--cache-mb", default=1024, show_default=True, type=click.IntRange(min=0),

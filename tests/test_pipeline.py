@@ -357,20 +357,42 @@ def test_src_variants(tmp_path: Path) -> None:
     assert verify_store(out).ok
 
 
-def test_local_cluster_workers_get_the_allocator_environment_and_quiet_settings() -> None:
+@pytest.mark.parametrize("fork", [False, True])
+def test_local_cluster_workers_get_the_allocator_environment_and_quiet_settings(fork: bool,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     import dask
     from distributed import Client
 
-    from pipelines.cluster import QUIET_WORKERS, WORKER_ENVIRON, start_local_cluster
+    from pipelines.cluster import QUIET_WORKERS, WORKER_ENVIRON, LocalWorkerSetup, start_local_cluster
 
+    def blas_threads() -> list[int]:  # every OpenBLAS the worker has loaded
+        import ctypes
+        import re
+
+        import numpy  # noqa: F401
+
+        libraries = sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", open("/proc/self/maps").read())))
+        getters = [getattr(ctypes.CDLL(lib), name, None) for lib in libraries
+                   for name in ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_")]
+        return [int(getter()) for getter in getters if getter is not None]
+
+    import pipelines.cluster
+
+    monkeypatch.setattr(pipelines.cluster, "CLIENT_STATE", "set in the client", raising=False)
     keys = [k for k in QUIET_WORKERS if k != "distributed.nanny.pre-spawn-environ"]
-    with start_local_cluster(1) as cluster, Client(cluster) as client:
+    with start_local_cluster(1, fork=fork) as cluster, Client(cluster) as client:
         seen = list(client.run(lambda: {k: os.environ.get(k) for k in WORKER_ENVIRON}).values())
         settings = list(client.run(lambda: {k: dask.config.get(k) for k in keys}).values())
+        plugins = list(client.run(lambda dask_worker: sorted(dask_worker.plugins)).values())
+        threads = list(client.run(blas_threads).values())
+        inherited = list(client.run(lambda: getattr(sys.modules["pipelines.cluster"], "CLIENT_STATE", None)).values())
     assert seen == [{k: str(v) for k, v in WORKER_ENVIRON.items()}]
     assert settings == [{k: QUIET_WORKERS[k] for k in keys}]
     assert settings[0]["distributed.admin.tick.interval"] == "1s"
     assert WORKER_ENVIRON["MALLOC_ARENA_MAX"] == 1 and WORKER_ENVIRON["OMP_NUM_THREADS"] == 1
+    assert LocalWorkerSetup.name in plugins[0]
+    assert all(n == 1 for n in threads[0])
+    assert inherited == ["set in the client" if fork else None]  # a forked worker has the client's memory
 
 
 def test_ssdnet_engine_without_model_uses_the_bundled_checkpoint(tmp_path: Path) -> None:

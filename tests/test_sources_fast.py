@@ -193,7 +193,8 @@ def test_header_scan_accounts_for_downscale(tmp_path: Path) -> None:
     assert resolve_sources(str(tmp_path), patch=16, downscale=2).ids == (f"{tmp_path.name}/tall.png",)
     with pytest.raises(RawSynthError) as info:  # 70x40 / 4 = 17x10
         resolve_sources(str(tmp_path), patch=16, downscale=4)
-    assert str(info.value) == f"no usable input images in {tmp_path}: 1 skipped (1 smaller than the patch at --downscale 4)"
+    assert str(info.value) == (f"no usable input images in {tmp_path}: 1 skipped "
+                               f"(1 smaller than the patch at --downscale 4)")
 
 
 # ------------------------------------------------------------------------------------------ crops per image, cache
@@ -356,7 +357,8 @@ def test_same_bytes_with_two_workers_and_after_a_crash(photo_store: tuple[Path, 
 def test_resume_refuses_another_k_or_downscale(photo_store: tuple[Path, Path], tmp_path: Path) -> None:
     photos, reference = photo_store
     before = _manifest(reference)
-    for changes, field in ((dict(crops_per_image=1), "crops_per_image: 3 != 1"), (dict(downscale=1), "downscale: 2 != 1")):
+    for changes, field in ((dict(crops_per_image=1), "crops_per_image: 3 != 1"),
+                           (dict(downscale=1), "downscale: 2 != 1")):
         with pytest.raises(RawSynthError) as info:
             generate(_config(reference, photos, **changes), progress=False)
         assert str(info.value) == (f"{reference}: holds a store made with a different configuration (field {field}); "

@@ -117,8 +117,10 @@ def add_noise(clean: np.ndarray, shot: float, read: float, seed: int) -> np.ndar
 
 
 def psnr(pred: np.ndarray, gt: np.ndarray) -> float:
-    mse = float(np.mean((np.clip(pred, 0.0, 1.0).astype(np.float64) - gt) ** 2))
-    return 10.0 * np.log10(1.0 / max(mse, 1e-20))
+    """PSNR (data range 1) of ``pred`` clamped to [0, 1] against ``gt`` (:func:`raw_synth.metrics.psnr`)."""
+    from raw_synth.metrics import psnr as metrics_psnr
+
+    return metrics_psnr(np.clip(pred, 0.0, 1.0), gt)
 
 
 def load_methods(specs: list[str]) -> list:

@@ -71,6 +71,12 @@ class ShardHasher:
             self._hashes[name].update(data)
         self._shape[name] = (self._shape[name][0] + count, *sub)
 
+    def column_digest(self, name: str) -> str:
+        """The sha256 (hex) of column ``name`` fed so far: its data alone, without dtype or shape."""
+        if name not in self._hashes:
+            raise RawSynthError(f"checksum: column {name!r} was not fed")
+        return self._hashes[name].hexdigest()
+
     def hexdigest(self) -> str:
         """The shard checksum over every column fed so far (hex sha256)."""
         total = hashlib.sha256()

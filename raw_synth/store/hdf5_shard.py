@@ -24,8 +24,42 @@ __all__ = ["write_hdf5", "open_hdf5", "WRITE_BLOCK"]
 WRITE_BLOCK = 16
 
 
+def _build(f: h5py.File, columns: Mapping[str, np.ndarray], attrs: Mapping[str, Any]) -> None:
+    n = columns["noisy"].shape[0]
+    for name in IMAGE_FIELDS:
+        if name not in columns:
+            continue
+        data = columns[name]
+        ds = f.create_dataset(
+            name,
+            shape=data.shape,
+            dtype=data.dtype,
+            chunks=(1, *data.shape[1:]),
+            compression="gzip",
+            compression_opts=1,
+            shuffle=True,
+        )
+        for a in range(0, n, WRITE_BLOCK):
+            ds[a : a + WRITE_BLOCK] = data[a : a + WRITE_BLOCK]
+    for name, data in columns.items():
+        if name in IMAGE_FIELDS:
+            continue
+        if name in STRING_FIELDS:
+            ds = f.create_dataset(name, shape=data.shape, dtype=h5py.string_dtype("utf-8"))
+            ds[...] = [str(s) for s in data]
+        else:
+            ds = f.create_dataset(name, shape=data.shape, dtype=data.dtype)
+            ds[...] = data
+    f.attrs[ATTRS_KEY] = json.dumps(dict(attrs))
+
+
 def write_hdf5(path: Path, columns: Mapping[str, np.ndarray], attrs: Mapping[str, Any]) -> None:
     """Write ``columns`` into the HDF5 file ``path`` (created or truncated), flushed and fsynced.
+
+    The file is built in memory (HDF5's ``core`` driver, no backing store) and its image written
+    with plain file I/O. A full disk or any other file-system error is then an ordinary
+    ``OSError`` from ``write``: HDF5 never holds a half-written file, whose later clean-up after a
+    failed write can crash the interpreter (h5py 3 on a full disk: a segmentation fault).
 
     Args:
         path: File to write (the caller's temporary name).
@@ -33,37 +67,18 @@ def write_hdf5(path: Path, columns: Mapping[str, np.ndarray], attrs: Mapping[str
         attrs: JSON-able shard metadata, stored as a JSON string attribute ``raw_synth`` last.
 
     Raises:
-        OSError: From the file system or HDF5 (the caller turns it into a RawSynthError).
+        OSError: From the file system (the caller turns it into a RawSynthError).
     """
-    n = columns["noisy"].shape[0]
-    with h5py.File(path, "w") as f:
-        for name in IMAGE_FIELDS:
-            if name not in columns:
-                continue
-            data = columns[name]
-            ds = f.create_dataset(
-                name,
-                shape=data.shape,
-                dtype=data.dtype,
-                chunks=(1, *data.shape[1:]),
-                compression="gzip",
-                compression_opts=1,
-                shuffle=True,
-            )
-            for a in range(0, n, WRITE_BLOCK):
-                ds[a : a + WRITE_BLOCK] = data[a : a + WRITE_BLOCK]
-        for name, data in columns.items():
-            if name in IMAGE_FIELDS:
-                continue
-            if name in STRING_FIELDS:
-                ds = f.create_dataset(name, shape=data.shape, dtype=h5py.string_dtype("utf-8"))
-                ds[...] = [str(s) for s in data]
-            else:
-                ds = f.create_dataset(name, shape=data.shape, dtype=data.dtype)
-                ds[...] = data
-        f.attrs[ATTRS_KEY] = json.dumps(dict(attrs))
+    f = h5py.File(f"raw-synth-{os.getpid()}-{id(columns)}.h5", "w", driver="core", backing_store=False)
+    try:
+        _build(f, columns, attrs)
         f.flush()
-    with open(path, "rb+") as fh:
+        image = f.id.get_file_image()
+    finally:
+        f.close()
+    with open(path, "wb") as fh:
+        fh.write(image)
+        fh.flush()
         os.fsync(fh.fileno())
 
 

@@ -20,12 +20,15 @@ import numpy as np
 from raw_synth.cfa import CFA_PATTERNS
 from raw_synth.errors import RawSynthError
 from raw_synth.store.checksum import ShardHasher
+from raw_synth.store.lock import LOCK_NAME, lock_holder
 from raw_synth.store.manifest import MANIFEST_NAME, Manifest
-from raw_synth.store.records import IMAGE_FIELDS, META_FIELDS, STRING_FIELDS
+from raw_synth.store.digests import DIGESTS_KEY, damaged_metadata, sample_matches
+from raw_synth.store.records import CLEAN_DTYPES, IMAGE_FIELDS, META_FIELDS, STRING_FIELDS
 from raw_synth.store.shard_file import SUFFIXES, ShardFile, open_shard_file
 from raw_synth.store.writer import PARTIAL_PREFIX
 
-__all__ = ["VerifyReport", "verify_store", "CLEAN_RANGE"]
+__all__ = ["VerifyReport", "verify_store", "check_shard", "structure_problems", "CLEAN_RANGE",
+           "CHECK_LEVELS"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +36,9 @@ logger = logging.getLogger(__name__)
 CLEAN_RANGE: tuple[float, float] = (-0.05, 1.05)
 
 _BLOCK = 16
+
+#: How thoroughly a shard is checked: headers only, or every value.
+CHECK_LEVELS: tuple[str, ...] = ("structure", "checksum")
 
 
 @dataclass
@@ -72,6 +78,74 @@ def _first(mask: np.ndarray, index: np.ndarray) -> int:
     return int(index[int(np.argmax(mask.reshape(mask.shape[0], -1).any(axis=1)))])
 
 
+def _digests(attrs: dict[str, Any], n: int) -> dict[str, Any] | None:
+    """The shard's per-column and per-sample digests when present and well formed, else ``None``."""
+    digests = attrs.get(DIGESTS_KEY)
+    if not isinstance(digests, dict):
+        return None
+    columns, samples = digests.get("columns"), digests.get("samples")
+    if not isinstance(columns, dict) or not isinstance(samples, dict):
+        return None
+    if any(not isinstance(v, list) or len(v) != n for v in samples.values()):
+        return None
+    return digests
+
+
+def structure_problems(shard: ShardFile, entry: dict[str, Any]) -> tuple[list[str], bool]:
+    """What is wrong with a shard's structure, judged from its attributes and array headers alone.
+
+    Checks the completion mark; that start, stop, count and checksum in the shard equal its
+    manifest entry; that every column is present with its stored dtype, the right number of rows
+    and per-sample shape; and that a format-2 shard carries well-formed digests. No data is read.
+
+    Args:
+        shard: The opened shard.
+        entry: Its manifest entry (``start``, ``stop``, ``count``, ``checksum``).
+
+    Returns:
+        ``(problems, fatal)``: one line per problem (without the shard name); ``fatal`` when the
+        data cannot be checked further (no completion mark, missing columns, wrong row counts).
+    """
+    attrs = shard.attrs
+    start, stop, count = int(entry["start"]), int(entry["stop"]), int(entry["count"])
+    problems: list[str] = []
+    if stop - start != count:
+        problems.append(f"manifest range {start}..{stop} does not match its count {count}")
+    if not attrs.get("complete"):
+        return problems + ["incomplete (no completion mark in the shard)"], True
+    for key in ("start", "stop", "count", "checksum"):
+        if attrs.get(key) != entry.get(key):
+            problems.append(f"{key} in the shard ({attrs.get(key)!r}) differs from manifest.json ({entry.get(key)!r})")
+    cols = shard.columns
+    missing = [c for c in ("noisy", "clean", *META_FIELDS, *STRING_FIELDS) if c not in cols]
+    if missing:
+        return problems + [f"missing columns {', '.join(missing)}"], True
+    n = int(cols["noisy"].shape[0])
+    if n != count:
+        problems.append(f"holds {n} samples, manifest.json says {count}")
+    for c in (*IMAGE_FIELDS, *META_FIELDS, *STRING_FIELDS):
+        if c in cols and int(cols[c].shape[0]) != n:
+            return problems + [f"column {c} holds {cols[c].shape[0]} rows, noisy holds {n}"], True
+    if cols["noisy"].dtype != np.uint16:
+        problems.append(f"noisy has dtype {cols['noisy'].dtype}, expected uint16")
+    image_shape = tuple(cols["noisy"].shape[1:])
+    if len(image_shape) != 3 or image_shape[0] != 4:
+        return problems + [f"noisy has shape {tuple(cols['noisy'].shape)}, expected (n, 4, h, w)"], True
+    for c in IMAGE_FIELDS[1:]:
+        if c in cols and tuple(cols[c].shape[1:]) != image_shape:
+            return problems + [f"{c} has shape {tuple(cols[c].shape)}, noisy has {tuple(cols['noisy'].shape)}"], True
+    if str(cols["clean"].dtype) not in CLEAN_DTYPES:
+        problems.append(f"clean has dtype {cols['clean'].dtype}, expected one of {', '.join(CLEAN_DTYPES)}")
+    for c, (dtype, sub) in META_FIELDS.items():
+        if tuple(cols[c].shape) != (n, *sub) or str(cols[c].dtype) != dtype:
+            problems.append(f"column {c} has shape {tuple(cols[c].shape)} and dtype {cols[c].dtype}, "
+                            f"expected {(n, *sub)} {dtype}")
+            return problems, True
+    if int(attrs.get("format_version", 1)) >= 2 and _digests(attrs, n) is None:
+        problems.append(f"{DIGESTS_KEY} missing or malformed in the shard's attributes")
+    return problems, False
+
+
 class _ShardCheck:
     """Checks of one opened shard; problems are appended to ``problems``."""
 
@@ -79,35 +153,18 @@ class _ShardCheck:
         self.name, self.entry, self.shard, self.clean_range = name, entry, shard, clean_range
         self.problems: list[str] = []
         self.n_checked = 0
+        self.digests: dict[str, Any] | None = None
 
     def add(self, message: str) -> None:
         self.problems.append(f"{self.name}: {message}")
 
-    def run(self) -> None:
-        attrs, entry = self.shard.attrs, self.entry
-        start, stop, count = int(entry["start"]), int(entry["stop"]), int(entry["count"])
-        if stop - start != count:
-            self.add(f"manifest range {start}..{stop} does not match its count {count}")
-        if not attrs.get("complete"):
-            self.add("incomplete (no completion mark in the shard)")
+    def run(self, level: str = "checksum") -> None:
+        problems, fatal = structure_problems(self.shard, self.entry)
+        for problem in problems:
+            self.add(problem)
+        if fatal or level == "structure":
             return
-        for key in ("start", "stop", "count", "checksum"):
-            if attrs.get(key) != entry.get(key):
-                self.add(f"{key} in the shard ({attrs.get(key)!r}) differs from manifest.json ({entry.get(key)!r})")
-        cols = self.shard.columns
-        missing = [c for c in ("noisy", "clean", *META_FIELDS, *STRING_FIELDS) if c not in cols]
-        if missing:
-            self.add(f"missing columns {', '.join(missing)}")
-            return
-        n = int(cols["noisy"].shape[0])
-        if n != count:
-            self.add(f"holds {n} samples, manifest.json says {count}")
-        for c in (*IMAGE_FIELDS, *META_FIELDS, *STRING_FIELDS):
-            if c in cols and int(cols[c].shape[0]) != n:
-                self.add(f"column {c} holds {cols[c].shape[0]} rows, noisy holds {n}")
-                return
-        if cols["noisy"].dtype != np.uint16:
-            self.add(f"noisy has dtype {cols['noisy'].dtype}, expected uint16")
+        start, n = int(self.entry["start"]), int(self.shard.columns["noisy"].shape[0])
         hasher = ShardHasher()
         meta = self._check_meta(hasher, start, n)
         if meta is None:
@@ -115,9 +172,9 @@ class _ShardCheck:
         self._check_images(hasher, meta, n)
         if self.n_checked == n:
             digest = hasher.hexdigest()
-            if digest != entry.get("checksum"):
+            if digest != self.entry.get("checksum"):
                 self.add(f"checksum mismatch (stored data gives {digest[:12]}..., manifest.json records "
-                         f"{str(entry.get('checksum'))[:12]}...)")
+                         f"{str(self.entry.get('checksum'))[:12]}...)")
 
     def _check_meta(self, hasher: ShardHasher, start: int, n: int) -> dict[str, np.ndarray] | None:
         cols = self.shard.columns
@@ -133,6 +190,11 @@ class _ShardCheck:
             self.add(f"cannot read metadata ({_one_line(exc)})")
             return None
         index = meta["index"]
+        self.digests = _digests(self.shard.attrs, n)
+        if self.digests is not None:
+            for column, j in damaged_metadata(meta, strings, self.digests):
+                where = f"sample {start + j} " if j is not None else ""
+                self.add(f"{where}column {column}: data does not match its stored digest (corrupt)")
         if not np.array_equal(index, np.arange(start, start + n)):
             self.add(f"indices are not {start}..{start + n - 1}")
         for c in ("shot", "read", "black_level", "white_level", "wb_gains", "xyz_to_cam"):
@@ -177,6 +239,11 @@ class _ShardCheck:
                 return
             for c, block in blocks.items():
                 hasher.update(c, block)
+                if self.digests is not None:
+                    for j in range(a, b):
+                        if not sample_matches(self.digests, c, j, block[j - a]):
+                            self.add(f"sample {int(self.entry['start']) + j} column {c}: data does not match its "
+                                     f"stored CRC-32C (corrupt)")
             noisy = blocks["noisy"]
             over = noisy.reshape(b - a, 4, -1).max(axis=2) > white[a:b]
             if over.any():
@@ -196,6 +263,43 @@ class _ShardCheck:
                 if bad_unc.any():
                     once("unc", f"uncertainty not finite and >= 0 (first at sample {_first(bad_unc, index[a:b])})")
             self.n_checked += b - a
+
+
+def check_shard(root: str | Path, name: str, entry: dict[str, Any], level: str = "checksum",
+                clean_range: tuple[float, float] = CLEAN_RANGE) -> tuple[list[str], int]:
+    """Check one shard of the store in ``root`` against its manifest entry.
+
+    Args:
+        root: Store folder.
+        name: Shard name from the manifest (already validated by :class:`Manifest`).
+        entry: Its manifest entry.
+        level: ``"structure"``: attributes and array headers only (:func:`structure_problems`);
+            ``"checksum"``: also read every value, check the stored digests, the value ranges and
+            recompute the shard checksum.
+        clean_range: Accepted ``(min, max)`` of clean values.
+
+    Returns:
+        ``(problems, n_checked)``: one line per problem starting with the shard name, and the
+        samples whose data was read.
+    """
+    if level not in CHECK_LEVELS:
+        raise RawSynthError(f"check level: expected one of {', '.join(CHECK_LEVELS)}, got {level!r}")
+    shard_path = Path(root) / name
+    if not shard_path.exists():
+        return [f"{name}: missing (listed in {MANIFEST_NAME})"], 0
+    try:
+        shard = open_shard_file(shard_path)
+    except RawSynthError as exc:
+        return [f"{name}: {str(exc).split(': ', 1)[-1]}"], 0
+    try:
+        check = _ShardCheck(name, entry, shard, clean_range)
+        try:
+            check.run(level)
+        except Exception as exc:  # noqa: BLE001 - a damaged shard must not abort the report
+            check.add(f"cannot read ({_one_line(exc)})")
+        return check.problems, check.n_checked
+    finally:
+        shard.close()
 
 
 def verify_store(path: str | Path, clean_range: tuple[float, float] = CLEAN_RANGE) -> VerifyReport:
@@ -227,25 +331,9 @@ def verify_store(path: str | Path, clean_range: tuple[float, float] = CLEAN_RANG
         if not name.endswith(suffix):
             problems.append(f"{name}: not a {manifest.format} shard (expected a name ending in {suffix})")
             continue
-        shard_path = root / name
-        if not shard_path.exists():
-            problems.append(f"{name}: missing (listed in {MANIFEST_NAME})")
-            continue
-        try:
-            shard = open_shard_file(shard_path)
-        except RawSynthError as exc:
-            problems.append(f"{name}: {str(exc).split(': ', 1)[-1]}")
-            continue
-        try:
-            check = _ShardCheck(name, entry, shard, clean_range)
-            try:
-                check.run()
-            except Exception as exc:  # noqa: BLE001 - a damaged shard must not abort the report
-                check.add(f"cannot read ({_one_line(exc)})")
-            problems.extend(check.problems)
-            n_checked += check.n_checked
-        finally:
-            shard.close()
+        shard_problems, checked = check_shard(root, name, entry, clean_range=clean_range)
+        problems.extend(shard_problems)
+        n_checked += checked
     # coverage of 0 .. n_samples-1 by the complete shards
     expected = 0
     for name, entry in manifest.complete_shards():
@@ -260,6 +348,10 @@ def verify_store(path: str | Path, clean_range: tuple[float, float] = CLEAN_RANG
     total = manifest.n_complete
     if total != manifest.n_samples:
         problems.append(f"store: complete shards hold {total} samples, {MANIFEST_NAME} expects {manifest.n_samples}")
+    holder = lock_holder(root)
+    if holder is not None:
+        warnings.append(f"{LOCK_NAME}: a run is writing this store now (pid {holder.get('pid', '?')} on "
+                        f"{holder.get('host', '?')}); shards may still be added")
     if root.is_dir():
         for entry_path in sorted(root.iterdir()):
             if entry_path.name.startswith(PARTIAL_PREFIX):

@@ -21,7 +21,7 @@ from typing import Sequence
 
 from raw_synth import __version__
 from raw_synth.errors import RawSynthError
-from raw_synth.store.checksum import checksum_columns
+from raw_synth.store.digests import DIGESTS_KEY, shard_digests
 from raw_synth.store.records import SampleRecord, ShardInfo, records_to_columns
 from raw_synth.store.shard_file import FORMATS, SUFFIXES
 
@@ -32,8 +32,9 @@ logger = logging.getLogger(__name__)
 #: Name prefix of every temporary entry the store writes (shards and manifest).
 PARTIAL_PREFIX = ".partial-"
 
-#: Version of the shard layout, saved in each shard's attributes.
-SHARD_FORMAT_VERSION = 1
+#: Version of the shard layout, saved in each shard's attributes. Version 2 added the
+#: per-column and per-sample digests (:mod:`raw_synth.store.digests`); version 1 shards still read.
+SHARD_FORMAT_VERSION = 2
 
 
 def _check_format(fmt: str) -> str:
@@ -136,8 +137,8 @@ def write_shard(
         and the bytes on disk.
 
     Raises:
-        RawSynthError: Invalid records or arguments, or a file-system error (disk full,
-            permission denied), as one line naming the shard path. No shard is left under the
+        RawSynthError: Invalid records or arguments, or any error while writing (disk full,
+            permission denied, a file-system or library error), as one line naming the shard path. No shard is left under the
             final name by a failed write, and the temporary entry is removed.
     """
     _check_format(fmt)
@@ -145,7 +146,7 @@ def write_shard(
     out = Path(out_dir)
     final = out / name
     columns = records_to_columns(records, clean_dtype)
-    checksum = checksum_columns(columns)
+    checksum, digests = shard_digests(columns)
     start = int(columns["index"][0])
     count = int(columns["index"].shape[0])
     attrs = {
@@ -159,6 +160,7 @@ def write_shard(
         "has_uncertainty": "uncertainty" in columns,
         "packed_shape": list(columns["noisy"].shape[1:]),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        DIGESTS_KEY: digests,
         "complete": True,
     }
     tmp: Path | None = None
@@ -177,7 +179,10 @@ def write_shard(
         _install(tmp, final)
         tmp = None
         _fsync_dir(out)
-    except OSError as exc:
+    except RawSynthError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - disk full, permissions, an HDF5 or Zarr error: one line
+        logger.debug("writing %s failed", final, exc_info=True)
         raise RawSynthError(f"{final}: cannot write shard: {_reason(exc)}") from None
     finally:
         if tmp is not None:

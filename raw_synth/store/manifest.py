@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -20,7 +21,7 @@ from typing import Any, Iterable, Mapping
 from raw_synth import __version__
 from raw_synth.errors import RawSynthError
 from raw_synth.store.records import ShardInfo
-from raw_synth.store.shard_file import FORMATS
+from raw_synth.store.shard_file import FORMATS, SUFFIXES
 from raw_synth.store.writer import PARTIAL_PREFIX
 
 __all__ = ["MANIFEST_NAME", "MANIFEST_FORMAT_VERSION", "Manifest", "manifest_path"]
@@ -32,6 +33,7 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT_VERSION = 1
 
 _MISSING = object()
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _now() -> str:
@@ -193,13 +195,51 @@ class Manifest:
                 raise RawSynthError(f"{where}: not a raw-synth manifest (field {required!r} is missing)")
         if not isinstance(kwargs["config"], dict) or not isinstance(kwargs.get("shards", {}), dict):
             raise RawSynthError(f"{where}: not a raw-synth manifest (config and shards must be JSON objects)")
-        for name, entry in kwargs.get("shards", {}).items():
-            if not isinstance(entry, dict) or not all(k in entry for k in ("start", "stop", "count", "checksum")):
-                raise RawSynthError(f"{where}: shard {name!r}: expected start, stop, count and checksum")
         try:
-            return cls(**kwargs)
+            manifest = cls(**kwargs)
         except TypeError as exc:
             raise RawSynthError(f"{where}: not a raw-synth manifest ({exc})") from None
+        except RawSynthError as exc:
+            raise RawSynthError(f"{where}: {exc}") from None
+        manifest._validate(where)
+        return manifest
+
+    def _validate(self, where: str | Path) -> None:
+        """Check every field a reader or a resume trusts (one line naming the first bad one).
+
+        Shard names must be the writer's own (``shard-NNNNNN.zarr`` / ``.h5`` of the store's
+        format), so no entry can point outside the store; ranges, counts and sizes must be
+        non-negative integers and checksums sha256 hex; ``n_samples``, ``shard_size`` and ``format``
+        must agree with the stored configuration.
+        """
+        for key, value in (("n", self.n_samples), ("shard_size", self.shard_size), ("format", self.format)):
+            if key in self.config and _plain(self.config[key]) != value:
+                field_name = {"n": "n_samples"}.get(key, key)
+                raise RawSynthError(f"{where}: {field_name} is {value!r} but the stored configuration says "
+                                    f"{key} = {self.config[key]!r} (the manifest was edited or damaged)")
+        if not isinstance(self.engine, dict):
+            raise RawSynthError(f"{where}: engine: expected a JSON object, got {self.engine!r}")
+        if not isinstance(self.skipped, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("source"), str) and isinstance(e.get("reason"), str)
+                for e in self.skipped):
+            raise RawSynthError(f"{where}: skipped: expected a list of {{source, reason}} strings")
+        pattern = re.compile(rf"shard-(\d{{6,}}){re.escape(SUFFIXES[self.format])}")
+        for name, entry in self.shards.items():
+            match = pattern.fullmatch(str(name))
+            if match is None:
+                raise RawSynthError(f"{where}: shard entry {name!r} is not a {self.format} shard name of this store "
+                                    f"(expected shard-NNNNNN{SUFFIXES[self.format]})")
+            if not isinstance(entry, dict):
+                raise RawSynthError(f"{where}: shard {name}: expected a JSON object")
+            for key in ("start", "stop", "count", "nbytes"):
+                value = entry.get(key, 0 if key == "nbytes" else None)
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise RawSynthError(f"{where}: shard {name}: {key}: expected a non-negative integer, got {value!r}")
+            checksum = entry.get("checksum")
+            if not isinstance(checksum, str) or _SHA256.fullmatch(checksum) is None:
+                raise RawSynthError(f"{where}: shard {name}: checksum: expected 64 hex digits, got {checksum!r}")
+            if not isinstance(entry.get("state", "complete"), str):
+                raise RawSynthError(f"{where}: shard {name}: state: expected a string, got {entry.get('state')!r}")
 
     def save(self, path: str | Path | None = None) -> Path:
         """Write ``manifest.json`` atomically (temporary file, fsync, ``os.replace``).

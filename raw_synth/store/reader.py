@@ -17,12 +17,20 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from raw_synth.errors import RawSynthError
+from raw_synth.store.digests import DIGESTS_KEY, damaged_metadata, sample_matches
 from raw_synth.store.manifest import Manifest
 from raw_synth.store.records import META_FIELDS, STRING_FIELDS
-from raw_synth.store.shard_file import ShardFile, open_shard_file
+from raw_synth.store.shard_file import ShardFile, open_shard_file, shard_path
+from raw_synth.store.verify import check_shard, structure_problems
 
-__all__ = ["ShardStore", "open_shards", "normalise_dn"]
+#: What :func:`open_shards` checks as it reads (see there).
+VERIFY_MODES: tuple[str, ...] = ("checksum", "structure", "none")
 
+__all__ = ["ShardStore", "open_shards", "normalise_dn", "VERIFY_MODES"]
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def normalise_dn(dn: np.ndarray, black: np.ndarray, white: np.ndarray) -> np.ndarray:
@@ -42,15 +50,31 @@ def normalise_dn(dn: np.ndarray, black: np.ndarray, white: np.ndarray) -> np.nda
 
 
 class _OpenShard:
-    """One opened shard with its small metadata columns read into memory."""
+    """One opened shard with its small metadata columns read into memory, checked per ``verify``."""
 
-    def __init__(self, path: Path, entry: dict[str, Any]) -> None:
+    def __init__(self, path: Path, entry: dict[str, Any], verify: str) -> None:
+        self.path, self.verify = path, verify
+        self.start = int(entry["start"])
         self.file: ShardFile = open_shard_file(path)
-        attrs = self.file.attrs
-        if not attrs.get("complete"):
+        try:
+            self._open(entry)
+        except BaseException:
             self.file.close()
-            raise RawSynthError(f"{path}: shard is incomplete (no completion mark)")
+            raise
+
+    def _fail(self, message: str) -> RawSynthError:
+        return RawSynthError(f"{self.path}: {message}; run raw-synth verify on the store, then raw-synth generate "
+                             f"again with the same options to rewrite the shard")
+
+    def _open(self, entry: dict[str, Any]) -> None:
+        attrs = self.file.attrs
         count = int(entry["count"])
+        if not attrs.get("complete"):
+            raise RawSynthError(f"{self.path}: shard is incomplete (no completion mark)")
+        if self.verify != "none":
+            problems, _ = structure_problems(self.file, entry)
+            if problems:
+                raise self._fail(problems[0])
         try:
             self.images = {k: self.file.columns[k] for k in ("noisy", "clean")}
             if "uncertainty" in self.file.columns:
@@ -58,22 +82,46 @@ class _OpenShard:
             self.meta = {k: np.asarray(self.file.columns[k][...]) for k in META_FIELDS}
             self.strings = {k: self.file.strings(k) for k in STRING_FIELDS}
         except KeyError as exc:
-            self.file.close()
-            raise RawSynthError(f"{path}: shard lacks the column {exc.args[0]!r}") from None
+            raise RawSynthError(f"{self.path}: shard lacks the column {exc.args[0]!r}") from None
+        except Exception as exc:  # noqa: BLE001 - a damaged metadata chunk: one line
+            raise self._fail(f"cannot read the metadata columns ({_one_line(exc)})") from None
         if int(self.images["noisy"].shape[0]) != count or int(attrs.get("count", -1)) != count:
-            self.file.close()
-            raise RawSynthError(f"{path}: shard holds {self.images['noisy'].shape[0]} samples, manifest says {count}")
+            raise RawSynthError(f"{self.path}: shard holds {self.images['noisy'].shape[0]} samples, "
+                                f"manifest says {count}")
+        self.digests: dict[str, Any] | None = None
+        if self.verify == "checksum":
+            digests = attrs.get(DIGESTS_KEY)
+            if digests is None:  # a format-1 shard: no per-sample digests, check it whole once
+                problems, _ = check_shard(self.path.parent, self.path.name, entry, level="checksum",
+                                          clean_range=(-np.inf, np.inf))
+                if problems:
+                    raise self._fail(problems[0].split(": ", 1)[-1])
+            else:
+                self.digests = digests
+                for column, j in damaged_metadata(self.meta, self.strings, digests):
+                    where = f"sample {self.start + j} " if j is not None else ""
+                    raise self._fail(f"{where}column {column}: data does not match its stored digest (corrupt)")
+
+    def _image(self, column: str, j: int) -> np.ndarray:
+        try:
+            block = np.asarray(self.images[column][j])
+        except Exception as exc:  # noqa: BLE001 - a damaged chunk that does not decompress
+            raise self._fail(f"sample {self.start + j} column {column}: cannot read ({_one_line(exc)})") from None
+        if self.digests is not None and not sample_matches(self.digests, column, j, block):
+            raise self._fail(f"sample {self.start + j} column {column}: data does not match its stored CRC-32C "
+                             f"(corrupt)")
+        return block
 
     def sample(self, j: int) -> dict[str, Any]:
         m = self.meta
         black, white = m["black_level"][j], m["white_level"][j]
         out: dict[str, Any] = {
             "index": int(m["index"][j]),
-            "noisy": normalise_dn(self.images["noisy"][j], black, white),
-            "clean": np.asarray(self.images["clean"][j], dtype=np.float32),
+            "noisy": normalise_dn(self._image("noisy", j), black, white),
+            "clean": self._image("clean", j).astype(np.float32),
         }
         if "uncertainty" in self.images:
-            out["uncertainty"] = np.asarray(self.images["uncertainty"][j], dtype=np.float32)
+            out["uncertainty"] = self._image("uncertainty", j).astype(np.float32)
         for name in ("shot", "read", "black_level", "white_level", "wb_gains", "xyz_to_cam"):
             out[name] = np.array(m[name][j], dtype=np.float64)
         for name in ("iso", "gain"):
@@ -96,8 +144,11 @@ class ShardStore(Sequence):
     store is complete). Use it as a context manager or call :meth:`close` to release handles.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, verify: str = "checksum") -> None:
+        if verify not in VERIFY_MODES:
+            raise RawSynthError(f"verify: expected one of {', '.join(VERIFY_MODES)}, got {verify!r}")
         self.path = Path(path)
+        self.verify = verify
         self.manifest = Manifest.load(self.path)
         shards = self.manifest.complete_shards()
         self.shard_names: list[str] = [name for name, _ in shards]
@@ -142,7 +193,7 @@ class ShardStore(Sequence):
         pos = self._name_pos[name]
         handle = self._handles.get(pos)
         if handle is None:
-            handle = _OpenShard(self.path / name, self._entries[pos])
+            handle = _OpenShard(shard_path(self.path, name), self._entries[pos], self.verify)
             self._handles[pos] = handle
         return handle
 
@@ -195,16 +246,31 @@ class ShardStore(Sequence):
         )
 
 
-def open_shards(path: str | Path) -> ShardStore:
+def open_shards(path: str | Path, verify: str = "checksum") -> ShardStore:
     """Open the store in folder ``path`` for reading (lazily; nothing is read but the manifest).
+
+    Every value handed out is checked unless told otherwise (``verify``):
+
+    * ``"checksum"`` (default): when a shard is first opened, its structure (below) and its
+      metadata columns against the sha256 digests the writer stored; each image then against its
+      per-sample CRC-32C as it is read. The cost is a CRC per read chunk, a few microseconds
+      against about a millisecond to decompress it (benchmarks/RESULTS.md). A shard written
+      before per-sample digests existed (format 1) is checked whole, once, when first opened.
+    * ``"structure"``: when a shard is first opened, its completion mark, that its start, stop,
+      count and checksum equal the manifest's, and its columns, dtypes, row counts and shapes.
+    * ``"none"``: the completion mark and the sample count only.
 
     Args:
         path: Store folder holding ``manifest.json``.
+        verify: ``"checksum"``, ``"structure"`` or ``"none"``.
 
     Returns:
         A :class:`ShardStore` sequence of sample dicts.
 
     Raises:
-        RawSynthError: No or a malformed manifest.
+        RawSynthError: No or a malformed manifest (shard names that are not the writer's, fields of
+            the wrong type, counts disagreeing with the configuration), or an unknown ``verify``.
+            Reading a damaged shard raises a one-line ``RawSynthError`` naming the shard, and for
+            damaged values the sample and the column.
     """
-    return ShardStore(path)
+    return ShardStore(path, verify=verify)

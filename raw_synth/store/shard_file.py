@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from raw_synth.errors import RawSynthError
 
-__all__ = ["ATTRS_KEY", "FORMATS", "SUFFIXES", "ShardFile", "format_of", "open_shard_file"]
+__all__ = ["ATTRS_KEY", "FORMATS", "SUFFIXES", "ShardFile", "format_of", "open_shard_file", "shard_path"]
 
 #: Name of the attribute holding the shard's own metadata, in both formats.
 ATTRS_KEY = "raw_synth"
@@ -64,6 +64,22 @@ def format_of(path: str | Path) -> str:
         if suffix == suf:
             return fmt
     raise RawSynthError(f"{path}: not a shard (expected a name ending in .zarr or .h5)")
+
+
+def shard_path(root: str | Path, name: str) -> Path:
+    """The path of shard ``name`` inside the store folder ``root``, refused when it leads elsewhere.
+
+    A manifest's shard names are validated when it loads; this also refuses a shard that is a
+    symbolic link to a place outside the store.
+
+    Raises:
+        RawSynthError: The name, or what it links to, lies outside ``root``.
+    """
+    path = Path(root) / name
+    real = path.resolve()
+    if real.parent != Path(root).resolve():
+        raise RawSynthError(f"{path}: shard lies outside the store (resolves to {real})")
+    return path
 
 
 def open_shard_file(path: str | Path) -> ShardFile:

@@ -24,7 +24,7 @@ from raw_synth.store.lock import LOCK_NAME, lock_holder
 from raw_synth.store.manifest import MANIFEST_NAME, Manifest
 from raw_synth.store.digests import DIGESTS_KEY, damaged_metadata, sample_matches
 from raw_synth.store.records import CLEAN_DTYPES, IMAGE_FIELDS, META_FIELDS, STRING_FIELDS
-from raw_synth.store.shard_file import SUFFIXES, ShardFile, open_shard_file
+from raw_synth.store.shard_file import SUFFIXES, ShardFile, open_shard_file, shard_path
 from raw_synth.store.writer import PARTIAL_PREFIX
 
 __all__ = ["VerifyReport", "verify_store", "check_shard", "structure_problems", "CLEAN_RANGE",
@@ -284,11 +284,14 @@ def check_shard(root: str | Path, name: str, entry: dict[str, Any], level: str =
     """
     if level not in CHECK_LEVELS:
         raise RawSynthError(f"check level: expected one of {', '.join(CHECK_LEVELS)}, got {level!r}")
-    shard_path = Path(root) / name
-    if not shard_path.exists():
+    try:
+        path = shard_path(root, name)
+    except RawSynthError:
+        return [f"{name}: lies outside the store (a symbolic link to {(Path(root) / name).resolve()})"], 0
+    if not path.exists():
         return [f"{name}: missing (listed in {MANIFEST_NAME})"], 0
     try:
-        shard = open_shard_file(shard_path)
+        shard = open_shard_file(path)
     except RawSynthError as exc:
         return [f"{name}: {str(exc).split(': ', 1)[-1]}"], 0
     try:

@@ -46,10 +46,10 @@ CAMERA_GROUPS: dict[str, str] = {"sidd": "sidd-", "eld": "eld-"}
 #: Fields that decide the content of the store (compared on resume).
 IDENTITY_FIELDS: tuple[str, ...] = (
     "n", "src", "engine", "model", "cameras", "patch", "format", "shard_size", "seed", "clean_dtype",
-    "uncertainty", "crops_per_image", "downscale",
+    "uncertainty", "crops_per_image", "downscale", "max_pixels",
 )
 #: Identity fields that stores written before them lack, with the value those stores were made with.
-LEGACY_DEFAULTS: dict[str, Any] = {"crops_per_image": 1, "downscale": 1}
+LEGACY_DEFAULTS: dict[str, Any] = {"crops_per_image": 1, "downscale": 1, "max_pixels": 2**28}
 #: ``--downscale`` factors (the same as :data:`raw_synth.io.images.DOWNSCALES`).
 DOWNSCALES: tuple[int, ...] = (1, 2, 4)
 #: Default ``--cache-mb``: each worker's decoded-image cache (:data:`raw_synth.sources.DEFAULT_CACHE_BYTES`).
@@ -83,7 +83,12 @@ class GenerateConfig:
         crops_per_image: ``k``: consecutive samples that crop the same photo (photo sources), so a
             worker decodes each photo once for ``k`` samples.
         downscale: Decode photos shrunk by 1, 2 or 4 (box filter) before cropping (photo sources).
+        max_pixels: Skip input images whose header claims more pixels (stored height x width),
+            before decoding (``--max-pixels``; :data:`raw_synth.sources.DEFAULT_MAX_PIXELS`).
         cache_mb: Budget of each worker's decoded-photo cache in MiB (speed and memory only).
+        resume_check: How the shards of an earlier run are checked before they are kept:
+            ``"checksum"`` (every value read and its checksum recomputed) or ``"structure"``
+            (attributes and array headers only); a shard that fails is written again.
     """
 
     n: int
@@ -104,7 +109,9 @@ class GenerateConfig:
     uncertainty: bool = False
     crops_per_image: int = 1
     downscale: int = 1
+    max_pixels: int = 2**28
     cache_mb: int = DEFAULT_CACHE_MB
+    resume_check: str = "checksum"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (paths as strings)."""
@@ -139,6 +146,7 @@ def check_options(config: GenerateConfig) -> None:
     _int(config.seed, "--seed", 0)
     _int(config.crops_per_image, "--crops-per-image", 1)
     _int(config.cache_mb, "--cache-mb", 0)
+    _int(config.max_pixels, "--max-pixels", 1)
     if isinstance(config.downscale, bool) or config.downscale not in DOWNSCALES:
         raise RawSynthError(f"--downscale: expected one of {', '.join(map(str, DOWNSCALES))}, got {config.downscale!r}")
     if isinstance(config.patch, bool) or not isinstance(config.patch, (int, np.integer)) or config.patch < 2 \
@@ -150,6 +158,8 @@ def check_options(config: GenerateConfig) -> None:
         raise RawSynthError(f"--model: only used with --engine ssdnet, not with {config.engine!r}")
     if config.uncertainty and config.engine != "ssdnet":
         raise RawSynthError(f"--uncertainty: needs --engine ssdnet (its variance head), not {config.engine!r}")
+    if config.resume_check not in ("checksum", "structure"):
+        raise RawSynthError(f"--resume-check: expected checksum or structure, got {config.resume_check!r}")
     if config.format not in FORMATS:
         raise RawSynthError(f"--format: expected one of {', '.join(FORMATS)}, got {config.format!r}")
     if config.clean_dtype not in ("float16", "float32"):

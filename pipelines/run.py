@@ -50,7 +50,7 @@ __all__ = ["GenerateConfig", "GenerateSummary", "generate", "prepare_store", "ma
 logger = logging.getLogger(__name__)
 
 #: Configuration fields that do not change what is generated; not compared on resume.
-RUN_ONLY_FIELDS: tuple[str, ...] = ("out", "workers", "scheduler", "device", "overwrite", "cache_mb")
+RUN_ONLY_FIELDS: tuple[str, ...] = ("out", "workers", "scheduler", "device", "overwrite", "cache_mb", "resume_check")
 
 
 @dataclass(frozen=True)
@@ -121,8 +121,12 @@ def _is_store_entry(path: Path) -> bool:
 
 
 def _clear_store(out: Path) -> None:
-    """Remove the manifest, the shards and temporary entries of a store (nothing else)."""
+    """Remove the manifest, the shards and temporary entries of a store (nothing else; not the lock)."""
+    from raw_synth.store.lock import LOCK_NAME
+
     for entry in sorted(out.iterdir()):
+        if entry.name == LOCK_NAME:
+            continue
         if not _is_store_entry(entry):
             logger.warning("%s: not a store entry, left in place", entry)
             continue
@@ -133,20 +137,40 @@ def _clear_store(out: Path) -> None:
     logger.info("%s: cleared (--overwrite)", out)
 
 
+def _check_kept_shards(out: Path, manifest: Any, names: list[str], level: str, threads: int) -> list[tuple[str, str]]:
+    """``(name, first problem)`` of each listed shard that fails :func:`raw_synth.store.verify.check_shard`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from raw_synth.store.verify import check_shard
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        results = list(pool.map(lambda name: check_shard(out, name, manifest.shards[name], level=level), names))
+    bad = [(name, problems[0].split(": ", 1)[-1]) for name, (problems, _) in zip(names, results) if problems]
+    samples = sum(checked for _, checked in results)
+    logger.info("%s: checked %d kept shards (%s, %d samples read) in %.2f s; %d to write again", out, len(names),
+                level, samples, time.perf_counter() - began, len(bad))
+    return bad
+
+
 def prepare_store(config: GenerateConfig, out: Path, wanted: dict[str, Any], engine: dict[str, Any],
                   skipped: list[dict[str, str]]):
     """Create, resume or refuse the store in ``out``; return ``(manifest, done shard names)``.
+
+    Call it holding the store's lock (:class:`raw_synth.store.lock.StoreLock`): it removes the
+    temporary entries of interrupted writes. On resume every shard the manifest lists as complete
+    is checked (``config.resume_check``); one that fails is dropped from the manifest, noted in
+    its ``rewritten`` list with the reason, and written again.
 
     Raises:
         RawSynthError: ``out`` is a file; the store holds a different configuration (or is not a
             raw-synth store) and ``overwrite`` is not set.
     """
+    from raw_synth.store.lock import LOCK_NAME
     from raw_synth.store.manifest import MANIFEST_NAME, Manifest
     from raw_synth.store.writer import PARTIAL_PREFIX, cleanup_partial
 
-    if out.exists() and not out.is_dir():
-        raise RawSynthError(f"--out {out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    _make_folder(out)
     manifest = None
     if (out / MANIFEST_NAME).exists():
         try:
@@ -162,7 +186,7 @@ def prepare_store(config: GenerateConfig, out: Path, wanted: dict[str, Any], eng
             _clear_store(out)
             manifest = None
     else:
-        entries = [p for p in out.iterdir() if not p.name.startswith(PARTIAL_PREFIX)]
+        entries = [p for p in out.iterdir() if not p.name.startswith(PARTIAL_PREFIX) and p.name != LOCK_NAME]
         if entries:
             if not config.overwrite:
                 raise RawSynthError(
@@ -182,15 +206,30 @@ def prepare_store(config: GenerateConfig, out: Path, wanted: dict[str, Any], eng
     for entry in skipped:
         if (entry["source"], entry["reason"]) not in known:
             manifest.add_skipped(entry["source"], entry["reason"])
-    done = set()
+    kept = []
     for name, entry in list(manifest.shards.items()):
         if entry.get("state") == "complete" and (out / name).exists():
-            done.add(name)
+            kept.append(name)
         else:
             logger.warning("%s: shard %s listed but missing or incomplete; it will be written again", out, name)
             del manifest.shards[name]
+    for name, problem in _check_kept_shards(out, manifest, kept, config.resume_check, int(config.workers)):
+        logger.warning("%s: shard %s failed its check (%s); it will be written again", out, name, problem)
+        manifest.note_rewritten(name, problem)
+        del manifest.shards[name]
+        kept.remove(name)
     manifest.save(out)
-    return manifest, done
+    return manifest, set(kept)
+
+
+def _make_folder(out: Path) -> None:
+    """Create the store folder ``out`` (one-line errors for a file in the way or a read-only place)."""
+    if out.exists() and not out.is_dir():
+        raise RawSynthError(f"--out {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RawSynthError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
 
 
 # ------------------------------------------------------------------------------------ running
@@ -209,10 +248,33 @@ def _torch_threads(count: int) -> Iterator[None]:
 
 
 def make_shard(shard_index: int, start: int, stop: int, job: ShardJob) -> dict[str, Any]:
-    """:func:`pipelines.worker.make_shard`, imported on first use (it loads torch)."""
-    from pipelines import worker
+    """:func:`pipelines.worker.make_shard` (imported on first use: it loads torch), never raising.
 
-    return worker.make_shard(shard_index, start, stop, job)
+    Any failure (a sample that cannot be made, a full disk, a library error, running out of
+    memory) comes back as ``{"error": one line naming the shard}``, so that a Dask worker logs no
+    "Compute Failed" traceback and the client can report it as one :class:`RawSynthError` line.
+    """
+    try:
+        from pipelines import worker
+
+        return worker.make_shard(shard_index, start, stop, job)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line for the client
+        from raw_synth.store.writer import shard_name
+
+        logger.debug("shard %d failed", shard_index, exc_info=True)
+        return {"error": _one_line(exc, f"shard {shard_name(int(shard_index), job.config.format)}")}
+
+
+def _one_line(exc: BaseException, what: str) -> str:
+    """``exc`` as one line; ``what: `` in front unless it already names a path (a RawSynthError)."""
+    if isinstance(exc, RawSynthError):
+        return " ".join(str(exc).split())
+    if isinstance(exc, MemoryError):
+        return f"{what}: out of memory (MemoryError); try fewer --workers or a smaller --shard-size"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{what}: {where}{exc.strerror}"
+    return f"{what}: {type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 def _run_in_process(shards: list[ShardPlan], job: ShardJob, on_done: Callable[[dict[str, Any]], None]) -> float:
@@ -267,16 +329,26 @@ def _run_dask(shards: list[ShardPlan], job: ShardJob, client: Any,
     started = time.perf_counter()
     shared = client.scatter(job, broadcast=True, hash=False)
     token = uuid.uuid4().hex[:8]
-    futures = [
-        client.submit(make_shard, s.index, s.start, s.stop, shared, key=f"raw-synth-shard-{s.index:06d}-{token}",
-                      pure=False, priority=-s.index)
+    pending = {
+        s.index: client.submit(make_shard, s.index, s.start, s.stop, shared,
+                               key=f"raw-synth-shard-{s.index:06d}-{token}", pure=False, priority=-s.index)
         for s in shards
-    ]
+    }
+    index_of = {future.key: index for index, future in pending.items()}
     try:
-        for future in as_completed(futures):
-            on_done(future.result())
+        for future in as_completed(list(pending.values())):
+            index = index_of[future.key]
+            try:
+                summary = future.result()
+            except Exception as exc:  # noqa: BLE001 - a worker died, the cluster went away, ...
+                raise RawSynthError(_one_line(exc, f"shard {index}: worker failed")) from None
+            # forget the finished task at once: its result is recorded, so a worker lost later
+            # must not make the scheduler compute it again
+            del pending[index]
+            future.release()
+            on_done(summary)
     except BaseException:
-        client.cancel(futures)
+        client.cancel(list(pending.values()))
         raise
     return started
 
@@ -297,13 +369,6 @@ def generate(config: GenerateConfig, progress: bool = True) -> GenerateSummary:
             that cannot be made. Shards finished before the error stay recorded.
     """
     began = time.perf_counter()
-    from tqdm import tqdm
-
-    from pipelines.worker import ShardJob
-    from raw_synth.sources import resolve_sources
-    from raw_synth.store.records import ShardInfo
-    from raw_synth.store.writer import shard_name
-
     check_config(config)
     out = Path(config.out).expanduser().resolve()
     model = config.model
@@ -313,12 +378,29 @@ def generate(config: GenerateConfig, progress: bool = True) -> GenerateSummary:
         model = bundled_checkpoint()
     config = GenerateConfig(**{**config.__dict__, "out": str(out),
                                "model": None if model is None else str(Path(model).resolve())})
+    with contextlib.ExitStack() as stack:
+        return _generate(config, out, progress, began, stack)
+
+
+def _generate(config: GenerateConfig, out: Path, progress: bool, began: float,
+              stack: contextlib.ExitStack) -> GenerateSummary:
+    """The rest of :func:`generate`: resolve the inputs, then take the store's lock (kept on ``stack``)."""
+    from tqdm import tqdm
+
+    from pipelines.worker import ShardJob
+    from raw_synth.sources import resolve_sources
+    from raw_synth.store.lock import StoreLock
+    from raw_synth.store.records import ShardInfo
+    from raw_synth.store.writer import cleanup_partial, shard_name
+
     cameras = resolve_cameras(config.cameras)
     sources = resolve_sources(config.src, int(config.patch), downscale=int(config.downscale),
                               crops_per_image=int(config.crops_per_image), cache_bytes=int(config.cache_mb) << 20)
     model_sha = _file_sha256(Path(config.model)) if config.model is not None else None
     wanted = manifest_config(config, sources, cameras, model_sha)
     engine = {"name": config.engine, "checkpoint_sha256": model_sha}
+    _make_folder(out)
+    stack.enter_context(StoreLock(out))
     manifest, done = prepare_store(config, out, wanted, engine, [s.to_dict() for s in sources.skipped])
 
     plan = plan_shards(int(config.n), int(config.shard_size))
@@ -341,6 +423,8 @@ def generate(config: GenerateConfig, progress: bool = True) -> GenerateSummary:
                disable=None if progress else True, dynamic_ncols=True)
 
     def on_done(summary: dict[str, Any]) -> None:
+        if "error" in summary:
+            raise RawSynthError(summary["error"])
         info = ShardInfo(**{k: summary[k] for k in ("name", "start", "stop", "count", "checksum", "nbytes")})
         manifest.record_shard(info)
         for entry in summary.get("failed", []):
@@ -367,6 +451,8 @@ def generate(config: GenerateConfig, progress: bool = True) -> GenerateSummary:
             client.close()
         if cluster is not None:
             cluster.close()
+        if config.scheduler is None:  # every writer has stopped: remove what killed or failed ones left
+            cleanup_partial(out)
     compute_seconds = time.perf_counter() - compute_began
     seconds = time.perf_counter() - began
     summary = GenerateSummary(

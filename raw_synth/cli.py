@@ -24,7 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _friendly_errors(command: F) -> F:
-    """Report RawSynthError (and a few OS errors) as one line and exit with status 2."""
+    """Report RawSynthError, OS errors and running out of memory as one line and exit with status 2."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -39,8 +39,14 @@ def _friendly_errors(command: F) -> F:
         except OSError as error:
             if getattr(error, "errno", None) == 28:  # ENOSPC
                 click.echo(f"error: {error.filename or 'output'}: no space left on device", err=True)
-                sys.exit(2)
-            raise
+            else:
+                reason = error.strerror or " ".join(str(error).split()) or type(error).__name__
+                click.echo(f"error: {error.filename or 'output'}: {reason}", err=True)
+            sys.exit(2)
+        except MemoryError:
+            click.echo("error: out of memory (MemoryError); try fewer --workers or a smaller --patch or batch",
+                       err=True)
+            sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
 
@@ -118,7 +124,7 @@ def cameras_import_darktable(file: Path, out_dir: Path, maker: str | None, model
 # --------------------------------------------------------------------------------------- convert
 
 
-def _expand_images(images: tuple[str, ...]) -> list[tuple[str, Callable[[], Any]]]:
+def _expand_images(images: tuple[str, ...], max_pixels: int = 2**28) -> list[tuple[str, Callable[[], Any]]]:
     """Turn the IMAGE arguments into (name, loader) pairs; ``samples`` means the built-in photos."""
     from raw_synth.corpora import list_samples, load_sample
     from raw_synth.io import read_image
@@ -129,7 +135,7 @@ def _expand_images(images: tuple[str, ...]) -> list[tuple[str, Callable[[], Any]
             for sample in list_samples():
                 items.append((sample.stem, functools.partial(load_sample, sample.stem)))
         else:
-            items.append((Path(image).stem, functools.partial(read_image, image)))
+            items.append((Path(image).stem, functools.partial(read_image, image, max_pixels=max_pixels)))
     return items
 
 
@@ -144,9 +150,11 @@ def _expand_images(images: tuple[str, ...]) -> list[tuple[str, Callable[[], Any]
               help="Camera profile (bundled name or YAML path): CFA, bit depth, black and white level.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random camera of each image (upi).")
 @click.option("--preview/--no-preview", default=False, help="Also write a PNG of the RAW rendered back to sRGB.")
+@click.option("--max-pixels", default=2**28, show_default=True, type=click.IntRange(min=1),
+              help="Refuse an image whose header claims more pixels (height x width), before decoding it.")
 @_friendly_errors
 def convert(images: tuple[str, ...], out_dir: Path, engine_name: str, model: str | None, camera: str, seed: int,
-            preview: bool) -> None:
+            preview: bool, max_pixels: int) -> None:
     """Convert sRGB IMAGES to camera RAW written as DNG files.
 
     IMAGES are image files, or the word 'samples' for the built-in photos.
@@ -160,7 +168,7 @@ def convert(images: tuple[str, ...], out_dir: Path, engine_name: str, model: str
     if model is not None and engine_name != "ssdnet":
         raise RawSynthError(f"--model: only used with --engine ssdnet, not with {engine_name!r}")
     engine = create_engine(engine_name, **({"checkpoint": model} if model is not None else {}))
-    items = _expand_images(images)
+    items = _expand_images(images, max_pixels)
     out_dir.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
 
@@ -313,11 +321,14 @@ def noise_eval(sidd_dir: Path, models: str | None, out_dir: Path, camera_codes: 
               help="Photo sources: decode photos shrunk by this factor, a box average (part of the store's identity).")
 @click.option("--cache-mb", default=1024, show_default=True, type=click.IntRange(min=0),
               help="Decoded photos each worker keeps in memory, in MiB (speed and memory only).")
+@click.option("--max-pixels", default=2**28, show_default=True, type=click.IntRange(min=1),
+              help="Photo sources: skip images whose header claims more pixels (height x width), before decoding "
+                   "(part of the store's identity).")
 @_friendly_errors
 def generate(n: int, out_dir: Path, src: str, engine_name: str, model: str | None, cameras: str, patch: int,
              fmt: str, shard_size: int, workers: int, scheduler: str | None, seed: int, device: str,
              clean_dtype: str, uncertainty: bool, overwrite: bool, crops_per_image: int, downscale: str,
-             cache_mb: int) -> None:
+             cache_mb: int, max_pixels: int) -> None:
     """Generate N noisy/clean RAW pairs into a sharded Zarr or HDF5 store."""
     from pipelines.run import GenerateConfig
     from pipelines.run import generate as run_generate
@@ -329,7 +340,7 @@ def generate(n: int, out_dir: Path, src: str, engine_name: str, model: str | Non
         n=n, out=str(out_dir), src=src, engine=engine_name, model=model, cameras=cameras, patch=patch,
         format=fmt, shard_size=shard_size, workers=workers, scheduler=scheduler, seed=seed, device=device,
         clean_dtype=clean_dtype, overwrite=overwrite, uncertainty=uncertainty, crops_per_image=crops_per_image,
-        downscale=int(downscale), cache_mb=cache_mb))
+        downscale=int(downscale), cache_mb=cache_mb, max_pixels=max_pixels))
     click.echo(f"{summary.out}: {summary.n_written} pairs written, {summary.n_resumed} resumed, "
                f"{summary.pairs_per_second:.1f} pairs/s, {summary.seconds:.1f} s, "
                f"{len(summary.skipped)} inputs skipped")

@@ -81,6 +81,8 @@ class Manifest:
         shards: Shard name -> ``{"start", "stop", "count", "checksum", "nbytes", "state"}``;
             ``state`` is ``"complete"`` for a finished shard.
         skipped: ``[{"source": ..., "reason": ...}]`` inputs that were skipped.
+        rewritten: ``[{"shard", "reason", "time"}]`` shards that failed their check when a run
+            resumed and were written again.
         format_version: Manifest layout version.
         raw_synth_version: Version of raw-synth that created the store.
         created: ISO 8601 UTC creation time.
@@ -95,6 +97,7 @@ class Manifest:
     engine: dict[str, Any] = field(default_factory=lambda: {"name": None, "checkpoint_sha256": None})
     shards: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    rewritten: list[dict[str, str]] = field(default_factory=list)
     format_version: int = MANIFEST_FORMAT_VERSION
     raw_synth_version: str = __version__
     created: str = field(default_factory=_now)
@@ -126,6 +129,11 @@ class Manifest:
     def add_skipped(self, source: str, reason: str) -> None:
         """Record a skipped input and its reason."""
         self.skipped.append({"source": str(source), "reason": str(reason)})
+        self.updated = _now()
+
+    def note_rewritten(self, name: str, reason: str) -> None:
+        """Record that shard ``name`` failed its check on resume (``reason``) and is written again."""
+        self.rewritten.append({"shard": str(name), "reason": str(reason), "time": _now()})
         self.updated = _now()
 
     def complete_shards(self) -> list[tuple[str, dict[str, Any]]]:
@@ -223,6 +231,8 @@ class Manifest:
                 isinstance(e, dict) and isinstance(e.get("source"), str) and isinstance(e.get("reason"), str)
                 for e in self.skipped):
             raise RawSynthError(f"{where}: skipped: expected a list of {{source, reason}} strings")
+        if not isinstance(self.rewritten, list) or not all(isinstance(e, dict) for e in self.rewritten):
+            raise RawSynthError(f"{where}: rewritten: expected a list of {{shard, reason, time}} objects")
         pattern = re.compile(rf"shard-(\d{{6,}}){re.escape(SUFFIXES[self.format])}")
         for name, entry in self.shards.items():
             match = pattern.fullmatch(str(name))

@@ -70,6 +70,7 @@ class GenerateSummary:
         skipped: Inputs skipped (scan and workers), ``[{source, reason}]``.
         peak_rss: Peak resident memory in bytes per worker process id.
         scheduler: ``"in-process"``, ``"local"`` or the scheduler address.
+        shards_rewritten: Kept shards that failed their resume check and were written again.
     """
 
     out: str
@@ -84,6 +85,7 @@ class GenerateSummary:
     skipped: list[dict[str, str]] = field(default_factory=list)
     peak_rss: dict[int, int] = field(default_factory=dict)
     scheduler: str = "in-process"
+    shards_rewritten: int = 0
 
 
 # ------------------------------------------------------------------------------------ manifest
@@ -155,7 +157,10 @@ def _check_kept_shards(out: Path, manifest: Any, names: list[str], level: str, t
 
 def prepare_store(config: GenerateConfig, out: Path, wanted: dict[str, Any], engine: dict[str, Any],
                   skipped: list[dict[str, str]]):
-    """Create, resume or refuse the store in ``out``; return ``(manifest, done shard names)``.
+    """Create, resume or refuse the store in ``out``; return ``(manifest, done, rewritten)``.
+
+    ``done`` holds the names of the shards kept, ``rewritten`` those that failed their check and
+    will be written again.
 
     Call it holding the store's lock (:class:`raw_synth.store.lock.StoreLock`): it removes the
     temporary entries of interrupted writes. On resume every shard the manifest lists as complete
@@ -200,7 +205,7 @@ def prepare_store(config: GenerateConfig, out: Path, wanted: dict[str, Any], eng
         manifest = Manifest(config=wanted, n_samples=int(config.n), shard_size=int(config.shard_size),
                             format=config.format, engine=engine, skipped=list(skipped))
         manifest.save(out)
-        return manifest, set()
+        return manifest, set(), []
 
     known = {(s.get("source"), s.get("reason")) for s in manifest.skipped}
     for entry in skipped:
@@ -213,13 +218,15 @@ def prepare_store(config: GenerateConfig, out: Path, wanted: dict[str, Any], eng
         else:
             logger.warning("%s: shard %s listed but missing or incomplete; it will be written again", out, name)
             del manifest.shards[name]
+    rewritten = []
     for name, problem in _check_kept_shards(out, manifest, kept, config.resume_check, int(config.workers)):
         logger.warning("%s: shard %s failed its check (%s); it will be written again", out, name, problem)
         manifest.note_rewritten(name, problem)
         del manifest.shards[name]
         kept.remove(name)
+        rewritten.append(name)
     manifest.save(out)
-    return manifest, set(kept)
+    return manifest, set(kept), rewritten
 
 
 def _make_folder(out: Path) -> None:
@@ -401,7 +408,7 @@ def _generate(config: GenerateConfig, out: Path, progress: bool, began: float,
     engine = {"name": config.engine, "checkpoint_sha256": model_sha}
     _make_folder(out)
     stack.enter_context(StoreLock(out))
-    manifest, done = prepare_store(config, out, wanted, engine, [s.to_dict() for s in sources.skipped])
+    manifest, done, rewritten = prepare_store(config, out, wanted, engine, [s.to_dict() for s in sources.skipped])
 
     plan = plan_shards(int(config.n), int(config.shard_size))
     missing = [s for s in plan if shard_name(s.index, config.format) not in done]
@@ -468,6 +475,7 @@ def _generate(config: GenerateConfig, out: Path, progress: bool, began: float,
         skipped=list(manifest.skipped),
         peak_rss=peak,
         scheduler=mode,
+        shards_rewritten=len(rewritten),
     )
     logger.info("%s: %d pairs written, %d resumed, %.1f pairs/s, %.1f s", out, summary.n_written,
                 summary.n_resumed, summary.pairs_per_second, summary.seconds)

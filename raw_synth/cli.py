@@ -324,11 +324,14 @@ def noise_eval(sidd_dir: Path, models: str | None, out_dir: Path, camera_codes: 
 @click.option("--max-pixels", default=2**28, show_default=True, type=click.IntRange(min=1),
               help="Photo sources: skip images whose header claims more pixels (height x width), before decoding "
                    "(part of the store's identity).")
+@click.option("--resume-check", default="checksum", show_default=True, type=click.Choice(["checksum", "structure"]),
+              help="How shards of an earlier run are checked before they are kept: every value and the checksum, "
+                   "or attributes and array headers only. A shard that fails is written again.")
 @_friendly_errors
 def generate(n: int, out_dir: Path, src: str, engine_name: str, model: str | None, cameras: str, patch: int,
              fmt: str, shard_size: int, workers: int, scheduler: str | None, seed: int, device: str,
              clean_dtype: str, uncertainty: bool, overwrite: bool, crops_per_image: int, downscale: str,
-             cache_mb: int, max_pixels: int) -> None:
+             cache_mb: int, max_pixels: int, resume_check: str) -> None:
     """Generate N noisy/clean RAW pairs into a sharded Zarr or HDF5 store."""
     from pipelines.run import GenerateConfig
     from pipelines.run import generate as run_generate
@@ -340,10 +343,11 @@ def generate(n: int, out_dir: Path, src: str, engine_name: str, model: str | Non
         n=n, out=str(out_dir), src=src, engine=engine_name, model=model, cameras=cameras, patch=patch,
         format=fmt, shard_size=shard_size, workers=workers, scheduler=scheduler, seed=seed, device=device,
         clean_dtype=clean_dtype, overwrite=overwrite, uncertainty=uncertainty, crops_per_image=crops_per_image,
-        downscale=int(downscale), cache_mb=cache_mb, max_pixels=max_pixels))
+        downscale=int(downscale), cache_mb=cache_mb, max_pixels=max_pixels, resume_check=resume_check))
+    rewritten = f", {summary.shards_rewritten} damaged shards rewritten" if summary.shards_rewritten else ""
     click.echo(f"{summary.out}: {summary.n_written} pairs written, {summary.n_resumed} resumed, "
                f"{summary.pairs_per_second:.1f} pairs/s, {summary.seconds:.1f} s, "
-               f"{len(summary.skipped)} inputs skipped")
+               f"{len(summary.skipped)} inputs skipped{rewritten}")
 
 
 def _quiet_dask(level: int) -> None:

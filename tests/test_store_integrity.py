@@ -240,7 +240,7 @@ def test_damaged_value_found_on_read_and_rewritten_on_resume(tmp_path: Path, fmt
         ds[6]
     # a re-run finds both shards on resume, rewrites them with a note, and the store is whole again
     summary = generate(_config(out, format=fmt), progress=False)
-    assert (summary.shards_resumed, summary.shards_written) == (1, 2)
+    assert (summary.shards_resumed, summary.shards_written, summary.shards_rewritten) == (1, 2, 2)
     manifest = _manifest(out)
     assert [(r["shard"], r["reason"]) for r in manifest["rewritten"]] == [
         (f"shard-000001{SUFFIX[fmt]}", "sample 6 column noisy: data does not match its stored CRC-32C (corrupt)"),
@@ -258,6 +258,7 @@ def test_flipped_byte_in_a_compressed_chunk(tmp_path: Path) -> None:
     out = tmp_path / "store"
     generate(_config(out, format="zarr"), progress=False)
     _flip_byte(_shard_file(out, "zarr", 1))
+    assert not verify_store(out).ok
     with open_shards(out) as ds:
         problems = []
         for i in range(4, 8):
@@ -268,8 +269,20 @@ def test_flipped_byte_in_a_compressed_chunk(tmp_path: Path) -> None:
     assert len(problems) == 1, problems
     assert problems[0].startswith(f"{out}/shard-000001.zarr: sample ")
     assert " column noisy: " in problems[0] and "\n" not in problems[0]
-    summary = generate(_config(out, format="zarr"), progress=False)
-    assert summary.shards_written == 1 and verify_store(out).ok
+    # the command line says what it repaired
+    from click.testing import CliRunner
+
+    from raw_synth.cli import main
+
+    args = ["generate", "--out", str(out), "--format", "zarr", "--resume-check", "checksum"]
+    for key, value in BASE.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith(f"{out}: 4 pairs written, 8 resumed, ") and line.endswith(
+        " s, 0 inputs skipped, 1 damaged shards rewritten"), line
+    assert verify_store(out).ok
 
 
 def test_resume_structure_check_is_cheaper_but_catches_a_swapped_shard(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from raw_synth.camera import CameraProfile
 from raw_synth.engine import EngineResult, InverseISP
+from raw_synth.errors import RawSynthError
 from raw_synth.seeding import sample_rng
 
 __all__ = ["convert_image", "crop_to_even", "to_raw_image", "render_preview"]
@@ -76,6 +77,11 @@ def convert_image(
 
     Returns:
         The DNG path.
+
+    Raises:
+        RawSynthError: The conversion runs out of memory, e.g. ``"out.dng: out of memory converting a
+            12000x16000 image (MemoryError)"`` (the input's size is bounded when it is read:
+            :func:`raw_synth.io.read_image`'s ``max_pixels``), or the writer fails.
     """
     from raw_synth.io import write_dng, write_image
 
@@ -83,9 +89,13 @@ def convert_image(
     even = crop_to_even(np.asarray(rgb, dtype=np.float32))
     if even.shape != rgb.shape:
         logger.info("%s: cropped %s to even size %s", path.name, rgb.shape[:2], even.shape[:2])
-    result = engine.convert(even, sample_rng(seed, index))
-    written = write_dng(path, to_raw_image(result, profile, source=str(path)))
-    if preview:
-        write_image(path.with_suffix(".png"), render_preview(result))
+    try:
+        result = engine.convert(even, sample_rng(seed, index))
+        written = write_dng(path, to_raw_image(result, profile, source=str(path)))
+        if preview:
+            write_image(path.with_suffix(".png"), render_preview(result))
+    except MemoryError:
+        raise RawSynthError(f"{path}: out of memory converting a {even.shape[0]}x{even.shape[1]} image "
+                            f"(MemoryError)") from None
     logger.info("wrote %s (%dx%d, %s)", written, even.shape[1], even.shape[0], profile.cfa)
     return Path(written)

@@ -14,9 +14,20 @@
 :func:`resolve_sources` runs once, on the client, before planning: it reads every file's header
 with Pillow (cheap, no pixel decoding) and keeps the files that can serve a ``patch x patch``
 crop at the chosen ``downscale``; the others are skipped with their reason (not an image, corrupt
-header, smaller than the patch). A file whose pixels turn out unreadable later, in a worker, is
-reported by :meth:`Sources.load_patch` (its :class:`SourcePatch` carries the failure) and the
-sample falls back to the next item, deterministically.
+header, smaller than the patch, larger than ``max_pixels``). Entries of a folder that have an
+image extension but are not regular files (a directory ``x.jpg``, a FIFO, a broken symbolic link,
+a symbolic link loop) are skipped with their reason too, never opened. A file whose pixels turn
+out unreadable later, in a worker, is reported by :meth:`Sources.load_patch` (its
+:class:`SourcePatch` carries the failure) and the sample falls back to the next item,
+deterministically; any decoder failure counts, a ``MemoryError`` included.
+
+Bounded decoding: an image whose header claims more than ``max_pixels`` (stored height x width,
+:data:`DEFAULT_MAX_PIXELS` = 2**28 unless ``--max-pixels`` says otherwise) is skipped by the scan
+(``"image too large (100000x100000 = 10000000000 pixels > limit 268435456; raise
+--max-pixels)"``), and the workers' decoder checks the same limit before allocating. The scan
+reads PNG and TIFF sizes itself, other formats from Pillow's header parse, and it does not rely
+on Pillow's decompression-bomb warnings (process-wide state): the same folder gives the same
+answer on every run, whatever the number of scanning threads.
 
 Sample ``index`` of a run seeded with ``seed`` uses item ``perm[(index // k) % n_items]``, where
 ``perm`` is a permutation fixed by ``seed`` and ``k`` is ``crops_per_image`` (1 by default:
@@ -42,16 +53,19 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import logging
 import os
-import warnings
+import stat
+import struct
+import threading
 from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -62,14 +76,18 @@ if TYPE_CHECKING:  # raw_synth.io imports torch; a client resolving a procedural
 
 __all__ = [
     "DEFAULT_CACHE_BYTES",
+    "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
     "ImageCache",
     "Skipped",
     "SourcePatch",
     "Sources",
+    "header_size",
     "procedural_corpora",
+    "raise_pillow_threshold",
     "resolve_sources",
     "scan_image",
+    "too_large_reason",
 ]
 
 logger = logging.getLogger(__name__)
@@ -90,6 +108,16 @@ DEFAULT_CACHE_BYTES = 1024 * 1024 * 1024
 DOWNSCALES: tuple[int, ...] = (1, 2, 4)
 #: Failed decodes a worker remembers (so a corrupt file is not decoded again for every sample).
 _MAX_FAILURES = 4096
+#: Default ``--max-pixels``: the largest image (stored height x width) a source may hold, 16384 x
+#: 16384; also the default of :mod:`raw_synth.io.images`'s readers.
+DEFAULT_MAX_PIXELS = 2**28
+#: Guards the raise of Pillow's decompression-bomb threshold (scanning threads, decoders).
+_PILLOW_LIMIT_LOCK = threading.Lock()
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+#: What ``stat`` calls the kinds of entry that are not regular files.
+_SPECIAL_FILES = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+                  (stat.S_ISBLK, "block device"))
 
 
 @dataclass(frozen=True)
@@ -141,6 +169,7 @@ class Sources:
         skipped: Inputs that cannot serve, with reasons.
         downscale: Files are decoded shrunk by this factor (1, 2 or 4; 1 for procedural corpora).
         crops_per_image: ``k``: consecutive samples that share one item (1 for procedural corpora).
+        max_pixels: Largest image (stored height x width) the scan accepted and the workers decode.
         cache_bytes: Budget of each worker's decoded-image cache; changes speed and memory only.
     """
 
@@ -152,6 +181,7 @@ class Sources:
     skipped: tuple[Skipped, ...] = ()
     downscale: int = 1
     crops_per_image: int = 1
+    max_pixels: int = DEFAULT_MAX_PIXELS
     cache_bytes: int = field(default=DEFAULT_CACHE_BYTES, compare=False)
     _perm_cache: dict = field(default_factory=dict, repr=False, compare=False, hash=False)
 
@@ -202,8 +232,9 @@ class Sources:
                 for a procedural corpus).
 
         Returns:
-            A :class:`SourcePatch`. When a file fails to decode here, the next item of the
-            permutation is tried (up to 64 times) and the failures are listed in ``failed``.
+            A :class:`SourcePatch`. When a file fails to decode here (any decoder error, a
+            ``MemoryError`` included), the next item of the permutation is tried (up to 64 times)
+            and the failures are listed in ``failed``.
 
         Raises:
             RawSynthError: If every item tried fails.
@@ -222,7 +253,7 @@ class Sources:
             try:
                 image = self._image(item)
             except RawSynthError as error:
-                failed.append(Skipped(self.ids[item], _reason(str(error), self.paths[item] if self.paths else "")))
+                failed.append(Skipped(self.ids[item], _reason(str(error), self._name(item))))
                 continue
             height, width = image.height, image.width
             if height < patch or width < patch:
@@ -236,22 +267,32 @@ class Sources:
         reasons = "; ".join(f"{f.source}: {f.reason}" for f in failed[:3])
         raise RawSynthError(f"sample {index}: no readable input image found ({reasons})")
 
+    def _name(self, item: int) -> str:
+        """The file of an item as decode errors name it."""
+        return self.paths[item] if self.kind == "files" else f"samples/{self.ids[item]}"
+
     def _image(self, item: int) -> CompactImage:
         """Decoded (compact) image of one item, from this process's cache.
 
         Raises:
-            RawSynthError: The file cannot be decoded (remembered, so it is not decoded again).
+            RawSynthError: The file cannot be decoded, for whatever reason (remembered, so it is
+                not decoded again).
         """
-        key = (self.kind, self.paths[item] if self.kind == "files" else self.ids[item], self.downscale)
+        key = (self.kind, self.paths[item] if self.kind == "files" else self.ids[item], self.downscale,
+               self.max_pixels)
         _CACHE.set_budget(self.cache_bytes)
         image = _CACHE.get(key)
         if image is None:
             if self.kind == "samples":
-                image = _decode_sample(self.ids[item], self.downscale)
+                image = _CACHE.decode(key, lambda: _decode_sample(self.ids[item], self.downscale),
+                                      name=self._name(item))
             else:
                 from raw_synth.io.images import decode_image
 
-                image = _CACHE.decode(key, lambda: decode_image(self.paths[item], self.downscale))
+                # at the default limit, the plain call: decode_image's default is the same 2**28
+                limit = {} if self.max_pixels == DEFAULT_MAX_PIXELS else {"max_pixels": self.max_pixels}
+                image = _CACHE.decode(key, lambda: decode_image(self.paths[item], self.downscale, **limit),
+                                      name=self._name(item))
             _CACHE.put(key, image)
         return image
 
@@ -317,11 +358,20 @@ class ImageCache:
         else:
             self.current = (key, image)
 
-    def decode(self, key: tuple, decoder) -> CompactImage:
+    def decode(self, key: tuple, decoder: Callable[[], CompactImage], name: str = "") -> CompactImage:
         """``decoder()``, remembering a failure so that the same key fails at once next time.
 
+        Any exception of the decoder is a failure of this input: a ``MemoryError`` becomes
+        ``"NAME: out of memory while decoding (MemoryError)"``, another unexpected one (from Pillow,
+        tifffile, ...) ``"NAME: cannot decode image (TYPE: message)"``.
+
+        Args:
+            key: The cache key of the image.
+            decoder: Decodes it.
+            name: The file, named in the messages of exceptions other than RawSynthError.
+
         Raises:
-            RawSynthError: The decoder's error (or the remembered one).
+            RawSynthError: The decoder's error (or the remembered one), as one line.
         """
         message = self.failures.get(key)
         if message is not None:
@@ -329,9 +379,15 @@ class ImageCache:
         try:
             return decoder()
         except RawSynthError as error:
-            if len(self.failures) < _MAX_FAILURES:
-                self.failures[key] = str(error)
-            raise
+            message = str(error)
+        except MemoryError:
+            message = f"{name}: out of memory while decoding (MemoryError)"
+        except Exception as error:  # any decoder failure skips this input, never the run
+            logger.debug("%s: decoder failed", name, exc_info=True)
+            message = f"{name}: cannot decode image ({type(error).__name__}: {_one_line(error)})"
+        if len(self.failures) < _MAX_FAILURES:
+            self.failures[key] = message
+        raise RawSynthError(message)
 
     def clear(self) -> None:
         """Forget every image and failure."""
@@ -363,63 +419,188 @@ def _too_small(height: int, width: int, patch: int, downscale: int, decoded: boo
             f"{height // downscale}x{width // downscale} < {patch}x{patch})")
 
 
+def _one_line(error: BaseException) -> str:
+    """An exception's text on one line (its type name when it has none)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def _reason(message: str, path: str) -> str:
     """A read error's message without the leading ``path: `` (the manifest names the source)."""
     prefix = f"{path}: "
     return message[len(prefix):] if path and message.startswith(prefix) else message
 
 
-def scan_image(path: str | Path, patch: int, downscale: int = 1) -> tuple[tuple[int, int] | None, str | None]:
+def scan_image(path: str | Path, patch: int, downscale: int = 1, *,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[tuple[int, int] | None, str | None]:
     """Read one file's header and decide whether it can serve ``patch x patch`` crops.
+
+    Safe on hostile input and in threads: an entry that is not a regular file is never opened, the
+    pixel limit is checked on the header, and no process-wide warning filter is touched.
 
     Args:
         path: The file.
         patch: Patch side in pixels.
         downscale: The file will be decoded shrunk by this factor (1, 2 or 4); it must hold the
             patch at that size (``height // downscale`` and ``width // downscale`` at least ``patch``).
+        max_pixels: Refuse an image whose header claims more pixels (stored height x width).
 
     Returns:
         ``((height, width), None)`` for a usable file (its full-resolution header size, stored
-        orientation), ``(None, reason)`` otherwise.
+        orientation), ``(None, reason)`` otherwise, e.g. ``"image too large (20000x20000 =
+        400000000 pixels > limit 268435456; raise --max-pixels)"`` or ``"symbolic link loop"``.
     """
     from PIL import Image, UnidentifiedImageError
 
     file = Path(path)
-    if not file.exists():
-        return None, "file not found"
-    if not file.is_file():
-        return None, "not a file"
+    problem = _entry_problem(file)
+    if problem is not None:
+        return None, problem
+    header = header_size(file)
+    if header is not None and header[0] * header[1] > max_pixels:
+        return None, too_large_reason(max_pixels, header)
+    raise_pillow_threshold(max_pixels)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(file) as image:
-                width, height = image.size
+        with Image.open(file) as image:
+            width, height = image.size
     except UnidentifiedImageError:
         size = _tiff_size(file)
         if size is None:
             return None, "not an image file (cannot identify image format)"
         height, width = size
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return None, "image too large to read safely"
+        return None, too_large_reason(max_pixels)
+    except MemoryError:
+        return None, "out of memory while reading the header (MemoryError)"
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        text = " ".join(str(error).split()) or type(error).__name__
-        return None, f"cannot read image ({text})"
+        return None, f"cannot read image ({_one_line(error)})"
+    except Exception as error:  # a hostile header must not stop the scan
+        return None, f"cannot read image ({type(error).__name__}: {_one_line(error)})"
+    if int(height) * int(width) > max_pixels:
+        return None, too_large_reason(max_pixels, (height, width))
     if height // downscale < patch or width // downscale < patch:
         return None, _too_small(int(height), int(width), patch, downscale, decoded=False)
     return (int(height), int(width)), None
 
 
+def too_large_reason(max_pixels: int, size: tuple[int, int] | None = None) -> str:
+    """Why an image over the pixel limit is refused (the scan's skip reason, the decoders' message).
+
+    Args:
+        max_pixels: The limit.
+        size: ``(height, width)`` the header claims; ``None`` when only Pillow's decompression-bomb
+            check saw it.
+
+    Returns:
+        E.g. ``"image too large (100000x100000 = 10000000000 pixels > limit 268435456; raise
+        --max-pixels)"``.
+    """
+    if size is None:
+        return f"image too large (more than {int(max_pixels)} pixels; raise --max-pixels)"
+    height, width = int(size[0]), int(size[1])
+    return f"image too large ({height}x{width} = {height * width} pixels > limit {int(max_pixels)}; raise --max-pixels)"
+
+
+def raise_pillow_threshold(max_pixels: int) -> None:
+    """Keep Pillow's own decompression-bomb check quiet for images within ``max_pixels``.
+
+    Pillow warns above ``Image.MAX_IMAGE_PIXELS`` and raises above twice that, from process-wide
+    state and through warnings; the explicit check against ``max_pixels`` is the guard here. So
+    the threshold is raised to ``max_pixels`` when lower, under a lock; it is never lowered
+    (``None``, Pillow's "no check", stays), which leaves other Pillow users of the process at
+    least as much room as before.
+
+    Args:
+        max_pixels: The limit the caller checks itself.
+    """
+    from PIL import Image
+
+    with _PILLOW_LIMIT_LOCK:
+        current = Image.MAX_IMAGE_PIXELS
+        if current is not None and current < max_pixels:
+            Image.MAX_IMAGE_PIXELS = int(max_pixels)
+
+
+def _entry_problem(file: Path) -> str | None:
+    """Why an entry cannot be an input file, or ``None`` for a regular file (one ``stat``, nothing opened)."""
+    try:
+        mode = os.stat(file).st_mode
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symbolic link loop"
+        if os.path.islink(file):
+            return "broken symbolic link"
+        if error.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "file not found"
+        return f"cannot read file ({error.strerror or _one_line(error)})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    kind = next((name for test, name in _SPECIAL_FILES if test(mode)), "special file")
+    return f"not a regular file ({kind})"
+
+
+def header_size(path: str | Path) -> tuple[int, int] | None:
+    """``(height, width)`` that a PNG's IHDR or a TIFF's first IFD claims, read without decoding anything.
+
+    Neither Pillow nor tifffile sees the file, so a crafted header costs nothing and prints
+    nothing; for other formats, and headers this cannot read, the answer is ``None``.
+
+    Args:
+        path: The file (a regular file: it is opened).
+
+    Returns:
+        ``(height, width)`` as stored (before any EXIF turn), or ``None``.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(24)
+            if head.startswith(_PNG_SIGNATURE):
+                if len(head) < 24 or head[12:16] != b"IHDR":
+                    return None
+                width, height = struct.unpack(">II", head[16:24])
+                return int(height), int(width)
+            if head[:4] not in _TIFF_MAGIC:
+                return None
+            return _tiff_ifd_size(handle, "<" if head[:2] == b"II" else ">", head)
+    except (OSError, struct.error):  # the decoder that reads the file next reports it
+        return None
+
+
+def _tiff_ifd_size(handle, order: str, head: bytes) -> tuple[int, int] | None:
+    """ImageLength and ImageWidth of the first IFD of a classic or Big TIFF (``head``: its first bytes)."""
+    if head[2:4] in (b"*\0", b"\0*"):  # classic: 2-byte entry count, 12-byte entries, value at 8
+        offset, count_format, entry_size, value_at = struct.unpack(order + "I", head[4:8])[0], "H", 12, 8
+    else:  # BigTIFF: 8-byte entry count, 20-byte entries, value at 12
+        offset, count_format, entry_size, value_at = struct.unpack(order + "Q", head[8:16])[0], "Q", 20, 12
+    handle.seek(offset)
+    (count,) = struct.unpack(order + count_format, handle.read(struct.calcsize(count_format)))
+    entries = handle.read(min(int(count), 4096) * entry_size)
+    values: dict[int, int] = {}
+    for start in range(0, len(entries) - entry_size + 1, entry_size):
+        tag, kind = struct.unpack(order + "HH", entries[start : start + 4])
+        if tag in (256, 257):  # ImageWidth, ImageLength: SHORT, LONG or LONG8, stored in the entry
+            value_format = {3: "H", 4: "I", 16: "Q"}.get(kind)
+            if value_format is None:
+                return None
+            at = start + value_at
+            values[tag] = struct.unpack(order + value_format, entries[at : at + struct.calcsize(value_format)])[0]
+    if 256 not in values or 257 not in values:
+        return None
+    return int(values[257]), int(values[256])
+
+
 def _tiff_size(file: Path) -> tuple[int, int] | None:
-    """``(height, width)`` of a TIFF that Pillow does not open (e.g. float RGB), else ``None``."""
+    """``(height, width)`` of a TIFF that Pillow does not open (e.g. float RGB) as tifffile reads it, else ``None``."""
     try:
         with open(file, "rb") as handle:
-            if handle.read(4) not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+            if handle.read(4) not in _TIFF_MAGIC:
                 return None
         import tifffile
 
         with tifffile.TiffFile(file) as tif:
-            shape = tif.pages[0].shape
-        return int(shape[0]), int(shape[1])
+            page = tif.pages[0]
+            return int(page.imagelength), int(page.imagewidth)
     except Exception:  # a broken TIFF header is simply not an image we can use
         return None
 
@@ -454,22 +635,28 @@ def _expected() -> str:
     return f"a folder, a glob, a list file, 'samples' or a procedural corpus ({', '.join(procedural_corpora())})"
 
 
-def _collect(spec: str) -> tuple[str, list[tuple[str, Path]]]:
-    """Kind (``"files"``, ``"samples"`` or a corpus name) and ``(id, path)`` candidates of a ``--src``."""
+def _collect(spec: str) -> tuple[str, list[tuple[str, Path, str | None]]]:
+    """Kind (``"files"``, ``"samples"`` or a corpus name) and ``(id, path, problem)`` entries of a ``--src``.
+
+    ``problem`` is ``None`` for a candidate whose header is to be read, else the reason a folder
+    entry with an image extension is not a file (:func:`_entry_problem`). The folder walk lists
+    entries without opening any (a FIFO would block a reader) and does not follow symbolic links
+    to folders, so a link loop cannot make it run forever.
+    """
     if not Path(spec).exists() and (spec == "samples" or spec in procedural_corpora()):
         return spec, []
     path = Path(spec).expanduser()
     if path.is_dir():
         root = path.resolve()
-        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-        return "files", [(str(Path(root.name) / p.relative_to(root)), p) for p in files]
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        return "files", [(str(Path(root.name) / p.relative_to(root)), p, _entry_problem(p)) for p in files]
     if path.is_file():
         if path.suffix.lower() in IMAGE_EXTENSIONS:
-            return "files", [(spec, path)]
-        return "files", _list_file_paths(path)
+            return "files", [(spec, path, None)]
+        return "files", [(item_id, file, None) for item_id, file in _list_file_paths(path)]
     if any(c in spec for c in _GLOB_CHARS):
         matches = sorted(m for m in glob.glob(os.path.expanduser(spec), recursive=True) if os.path.isfile(m))
-        return "files", [(m, Path(m)) for m in matches]
+        return "files", [(m, Path(m), None) for m in matches]
     raise RawSynthError(f"--src {spec!r}: no such folder, file or glob match; expected {_expected()}")
 
 
@@ -481,22 +668,30 @@ def _summary(skipped: list[Skipped]) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
-def _check_options(downscale: int, crops_per_image: int, cache_bytes: int) -> None:
+def _check_options(downscale: int, crops_per_image: int, cache_bytes: int, max_pixels: int) -> None:
     """Validate the decode options of :func:`resolve_sources` (one-line errors naming the option)."""
     if isinstance(downscale, bool) or downscale not in DOWNSCALES:
         raise RawSynthError(f"--downscale: expected one of {', '.join(map(str, DOWNSCALES))}, got {downscale!r}")
-    for value, option, minimum in ((crops_per_image, "--crops-per-image", 1), (cache_bytes, "--cache-mb", 0)):
+    for value, option, minimum in ((crops_per_image, "--crops-per-image", 1), (cache_bytes, "--cache-mb", 0),
+                                   (max_pixels, "--max-pixels", 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
             raise RawSynthError(f"{option}: expected an integer >= {minimum}, got {value!r}")
 
 
-def _scan_files(candidates: list[tuple[str, Path]], patch: int, downscale: int,
-                threads: int) -> tuple[list[str], list[str], list[tuple[int, int]], list[Skipped]]:
-    """``(paths, ids, sizes, skipped)`` of the candidates, reading headers on ``threads`` threads."""
+def _scan_files(entries: list[tuple[str, Path, str | None]], patch: int, downscale: int, threads: int,
+                max_pixels: int = DEFAULT_MAX_PIXELS
+                ) -> tuple[list[str], list[str], list[tuple[int, int]], list[Skipped]]:
+    """``(paths, ids, sizes, skipped)`` of the entries (in their order), reading headers on ``threads`` threads.
+
+    Entries that carry a problem already are skipped with it, unread.
+    """
+    candidates = [(item_id, file) for item_id, file, problem in entries if problem is None]
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        results = list(pool.map(lambda c: scan_image(c[1], patch, downscale), candidates))
+        scanned = iter(list(pool.map(lambda c: scan_image(c[1], patch, downscale, max_pixels=max_pixels),
+                                     candidates)))
+    results = [next(scanned) if problem is None else (None, problem) for _, _, problem in entries]
     paths, ids, sizes, skipped = [], [], [], []
-    for (item_id, file), (size, reason) in zip(candidates, results):
+    for (item_id, file, _), (size, reason) in zip(entries, results):
         if reason is None:
             paths.append(str(Path(file).resolve()))
             ids.append(item_id)
@@ -507,7 +702,7 @@ def _scan_files(candidates: list[tuple[str, Path]], patch: int, downscale: int,
 
 
 def resolve_sources(spec: str, patch: int, threads: int = 8, *, downscale: int = 1, crops_per_image: int = 1,
-                    cache_bytes: int = DEFAULT_CACHE_BYTES) -> Sources:
+                    cache_bytes: int = DEFAULT_CACHE_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS) -> Sources:
     """Resolve ``--src`` into usable items, reading only file headers.
 
     Args:
@@ -519,9 +714,12 @@ def resolve_sources(spec: str, patch: int, threads: int = 8, *, downscale: int =
             that size. Photo sources only.
         crops_per_image: ``k >= 1`` consecutive samples share one item. Photo sources only.
         cache_bytes: Budget of each worker's decoded-image cache (``>= 0``).
+        max_pixels: Skip images whose header claims more pixels (stored height x width; ``>= 1``);
+            the workers decode with the same limit.
 
     Returns:
-        The :class:`Sources`, its ``skipped`` listing every unusable input with its reason.
+        The :class:`Sources`, its ``skipped`` listing every unusable input with its reason (a
+        folder's entries that are not files included).
 
     Raises:
         RawSynthError: If ``spec`` names nothing, an option is invalid (or given to a procedural
@@ -532,9 +730,10 @@ def resolve_sources(spec: str, patch: int, threads: int = 8, *, downscale: int =
         raise RawSynthError(f"--src: expected {_expected()}, got {spec!r}")
     if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or patch < 2 or patch % 2:
         raise RawSynthError(f"--patch: expected an even number of pixels >= 2, got {patch!r}")
-    _check_options(downscale, crops_per_image, cache_bytes)
-    options = dict(downscale=int(downscale), crops_per_image=int(crops_per_image), cache_bytes=int(cache_bytes))
-    kind, candidates = _collect(spec)
+    _check_options(downscale, crops_per_image, cache_bytes, max_pixels)
+    options = dict(downscale=int(downscale), crops_per_image=int(crops_per_image), cache_bytes=int(cache_bytes),
+                   max_pixels=int(max_pixels))
+    kind, entries = _collect(spec)
     if kind not in ("files", "samples"):
         for option, value in (("--downscale", downscale), ("--crops-per-image", crops_per_image)):
             if value != 1:
@@ -546,7 +745,7 @@ def resolve_sources(spec: str, patch: int, threads: int = 8, *, downscale: int =
 
         ids, sizes, skipped = [], [], []
         for file in list_samples():
-            size, reason = scan_image(file, patch, downscale)
+            size, reason = scan_image(file, patch, downscale, max_pixels=int(max_pixels))
             if reason is None:
                 ids.append(file.stem)
                 sizes.append(size)
@@ -555,7 +754,7 @@ def resolve_sources(spec: str, patch: int, threads: int = 8, *, downscale: int =
         sources = Sources(spec=spec, kind="samples", paths=(), ids=tuple(ids), sizes=tuple(sizes),
                           skipped=tuple(skipped), **options)
     else:
-        paths, ids, sizes, skipped = _scan_files(candidates, patch, downscale, threads)
+        paths, ids, sizes, skipped = _scan_files(entries, patch, downscale, threads, int(max_pixels))
         sources = Sources(spec=spec, kind="files", paths=tuple(paths), ids=tuple(ids), sizes=tuple(sizes),
                           skipped=tuple(skipped), **options)
     for entry in sources.skipped:

@@ -32,13 +32,23 @@ warning). 16-bit TIFFs are decoded with ``tifffile``.
 
 Every problem with a file raises :class:`~raw_synth.errors.RawSynthError` with one line that
 names the path, e.g. ``"photo.jpg: not an image file (cannot identify image format)"``.
+
+Bounded decoding: the readers refuse an image whose header claims more than ``max_pixels``
+(height x width of the stored image; :data:`DEFAULT_MAX_PIXELS`, 2**28, unless given) before
+any pixel is allocated: ``"x.tif: image too large (100000x100000 = 10000000000 pixels > limit
+268435456; raise --max-pixels)"``. PNG and TIFF headers are read here (IHDR; the first TIFF page's
+ImageLength and ImageWidth) before Pillow or tifffile sees the file, other formats are checked
+on the size Pillow reads from the header. Pillow's own decompression-bomb check, which depends on
+process-wide state and warnings, is not the guard: its threshold
+(``PIL.Image.MAX_IMAGE_PIXELS``) is raised to ``max_pixels`` when lower, so it never fires for
+an image within the limit, and if it fires for a larger one, that is reported as too large. A
+``MemoryError`` while decoding becomes a one-line ``"out of memory while decoding"`` error.
 """
 
 from __future__ import annotations
 
 import logging
 import struct
-import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,9 +59,10 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from raw_synth.errors import RawSynthError
+from raw_synth.sources import DEFAULT_MAX_PIXELS, header_size, raise_pillow_threshold, too_large_reason
 
-__all__ = ["CompactImage", "DOWNSCALES", "box_reduce", "decode_image", "read_image", "write_image",
-           "apply_orientation"]
+__all__ = ["CompactImage", "DEFAULT_MAX_PIXELS", "DOWNSCALES", "box_reduce", "decode_image", "read_image",
+           "write_image", "apply_orientation"]
 
 logger = logging.getLogger(__name__)
 
@@ -169,11 +180,13 @@ def box_reduce(pixels: np.ndarray, factor: int) -> np.ndarray:
     return (total / area).astype(np.float32)
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an sRGB image file as a float32 RGB array.
 
     Args:
         path: Any image file Pillow can identify (PNG, JPEG, TIFF, BMP, GIF, WebP, ...).
+        max_pixels: Refuse, before decoding, an image whose header claims more pixels
+            (stored height x width).
 
     Returns:
         ``float32`` array of shape ``(H, W, 3)`` (channels-last), values in [0, 1], upright
@@ -181,58 +194,96 @@ def read_image(path: str | Path) -> np.ndarray:
         grayscale, alpha, palette and CMYK are handled.
 
     Raises:
-        RawSynthError: If the file is missing, is not an image, or is truncated or corrupt.
+        RawSynthError: If the file is missing, is not an image, is truncated or corrupt, is larger
+            than ``max_pixels``, or does not fit in memory.
     """
-    return decode_image(path).to_float()
+    image = decode_image(path, max_pixels=max_pixels)
+    try:
+        return image.to_float()
+    except MemoryError:
+        raise RawSynthError(f"{path}: out of memory while decoding (MemoryError)") from None
 
 
-def decode_image(path: str | Path, downscale: int = 1) -> CompactImage:
+def decode_image(path: str | Path, downscale: int = 1, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> CompactImage:
     """Decode an image file without converting it to float (see :class:`CompactImage`).
 
     Args:
         path: Any image file :func:`read_image` reads.
         downscale: 1, 2 or 4: shrink the upright image by this factor with :func:`box_reduce`.
+        max_pixels: Refuse, before decoding, an image whose header claims more pixels (stored
+            height x width), e.g. ``"x.png: image too large (10000x10000 = 100000000 pixels >
+            limit 1000000; raise --max-pixels)"``.
 
     Returns:
         The :class:`CompactImage`, upright, ``(H // downscale, W // downscale, C)``.
 
     Raises:
-        RawSynthError: If the file is missing, is not an image, or is truncated or corrupt, or
-            ``downscale`` is not one of :data:`DOWNSCALES`.
+        RawSynthError: If the file is missing, is not an image, is truncated or corrupt, is larger
+            than ``max_pixels``, does not fit in memory (``"out of memory while decoding
+            (MemoryError)"``), or ``downscale`` is not one of :data:`DOWNSCALES`.
     """
     name = str(path)
     if isinstance(downscale, bool) or downscale not in DOWNSCALES:
         raise RawSynthError(f"{name}: downscale must be one of 1, 2, 4, got {downscale!r}")
+    _check_max_pixels(name, max_pixels)
     file = Path(path)
     if not file.exists():
         raise RawSynthError(f"{name}: file not found")
     if not file.is_file():
         raise RawSynthError(f"{name}: not a file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        size = header_size(file)  # PNG and TIFF: checked before Pillow or tifffile parses the file
+        if size is not None:
+            _check_size(size[0], size[1], max_pixels)
+        raise_pillow_threshold(max_pixels)
+        try:
             image = Image.open(file)
-    except UnidentifiedImageError:
-        if not _is_tiff(file):
-            raise RawSynthError(f"{name}: not an image file (cannot identify image format)") from None
-        try:  # e.g. floating-point RGB TIFF, which Pillow does not open
-            pixels, orientation = _read_tiff_high_bit_depth(file)
-        except _CORRUPT_ERRORS as exc:
-            raise RawSynthError(f"{name}: truncated or corrupt image ({_one_line(exc)})") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise RawSynthError(f"{name}: image too large to read safely ({exc})") from None
-    except _CORRUPT_ERRORS as exc:
-        raise RawSynthError(f"{name}: cannot read image ({_one_line(exc)})") from None
-    else:
-        with image:
-            try:
-                orientation = _orientation(image)
-                pixels = _decode(image, file)
-            except RawSynthError:
-                raise
+        except UnidentifiedImageError:
+            if not _is_tiff(file):
+                raise RawSynthError(f"{name}: not an image file (cannot identify image format)") from None
+            try:  # e.g. floating-point RGB TIFF, which Pillow does not open
+                pixels, orientation = _read_tiff_high_bit_depth(file, max_pixels)
             except _CORRUPT_ERRORS as exc:
                 raise RawSynthError(f"{name}: truncated or corrupt image ({_one_line(exc)})") from None
-    return CompactImage(box_reduce(apply_orientation(pixels, orientation), int(downscale)))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise RawSynthError(f"{name}: {too_large_reason(max_pixels)}") from None
+        except _CORRUPT_ERRORS as exc:
+            raise RawSynthError(f"{name}: cannot read image ({_one_line(exc)})") from None
+        else:
+            with image:
+                _check_size(image.height, image.width, max_pixels)
+                try:
+                    orientation = _orientation(image)
+                    pixels = _decode(image, file, max_pixels)
+                except RawSynthError:
+                    raise
+                except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+                    raise RawSynthError(f"{name}: {too_large_reason(max_pixels)}") from None
+                except _CORRUPT_ERRORS as exc:
+                    raise RawSynthError(f"{name}: truncated or corrupt image ({_one_line(exc)})") from None
+        return CompactImage(box_reduce(apply_orientation(pixels, orientation), int(downscale)))
+    except _TooLarge as exc:
+        raise RawSynthError(f"{name}: {exc}") from None
+    except MemoryError:
+        raise RawSynthError(f"{name}: out of memory while decoding (MemoryError)") from None
+    except RuntimeError as exc:  # a decoder's own failure (tifffile, its codecs)
+        raise RawSynthError(f"{name}: cannot decode image ({type(exc).__name__}: {_one_line(exc)})") from None
+
+
+class _TooLarge(Exception):
+    """An image's header claims more pixels than the limit; the message is the one-line reason."""
+
+
+def _check_size(height: int, width: int, max_pixels: int) -> None:
+    """Raise :class:`_TooLarge` when ``height * width`` exceeds ``max_pixels``."""
+    if int(height) * int(width) > max_pixels:
+        raise _TooLarge(too_large_reason(max_pixels, (height, width)))
+
+
+def _check_max_pixels(name: str, max_pixels: int) -> None:
+    """Refuse a pixel limit that is not a positive integer."""
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
+        raise RawSynthError(f"{name}: max_pixels must be an integer >= 1, got {max_pixels!r}")
 
 
 def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
@@ -280,16 +331,16 @@ def _orientation(image: Image.Image) -> int:
         return 1
 
 
-def _decode(image: Image.Image, file: Path) -> np.ndarray:
+def _decode(image: Image.Image, file: Path, max_pixels: int) -> np.ndarray:
     """Decode pixel data to compact ``(H, W, 1 | 3)`` (see :class:`CompactImage`), stored orientation."""
     if image.format == "PNG":
         header = _png_header(file)
         if header is not None and header["bit_depth"] == 16:
             if header["interlace"] == 0:
-                return _channels(_read_png16(file))
+                return _channels(_read_png16(file, max_pixels))
             logger.warning("%s: interlaced 16-bit PNG decoded at 8 bits per sample", file)
     if image.format == "TIFF" and _tiff_bits(image) > 8:
-        return _read_tiff_high_bit_depth(file)[0]
+        return _read_tiff_high_bit_depth(file, max_pixels)[0]
     return _pillow_pixels(image)
 
 
@@ -334,15 +385,20 @@ def _is_tiff(file: Path) -> bool:
         return handle.read(4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-def _read_tiff_high_bit_depth(file: Path) -> tuple[np.ndarray, int]:
+def _read_tiff_high_bit_depth(file: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, int]:
     """Decode the first TIFF page with tifffile: compact pixels and the page's Orientation.
 
     ``uint8`` and ``uint16`` grey or RGB pages stay integer codes; other sample types, inverted
     grey (MINISWHITE) and CMYK become float32 in [0, 1], computed in float64 as before.
+
+    Raises:
+        _TooLarge: The page's header claims more than ``max_pixels`` (checked before any pixel
+            is allocated).
     """
     try:
         with tifffile.TiffFile(file) as tif:
             page = tif.pages[0]
+            _check_size(page.imagelength, page.imagewidth, max_pixels)
             data = page.asarray()
             orientation_tag = page.tags.get(274)
             orientation = int(orientation_tag.value) if orientation_tag is not None else 1
@@ -408,8 +464,12 @@ def _png_header(file: Path) -> dict[str, int] | None:
     return {"width": width, "height": height, "bit_depth": bit_depth, "colour_type": colour_type, "interlace": interlace}
 
 
-def _read_png16(file: Path) -> np.ndarray:
-    """Decode a non-interlaced 16-bit PNG to uint16 ``(H, W, C)``."""
+def _read_png16(file: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a non-interlaced 16-bit PNG to uint16 ``(H, W, C)``.
+
+    Raises:
+        _TooLarge: The IHDR claims more than ``max_pixels`` (checked before inflating).
+    """
     data = file.read_bytes()
     header: dict[str, int] | None = None
     compressed = bytearray()
@@ -425,6 +485,7 @@ def _read_png16(file: Path) -> np.ndarray:
     if channels is None:
         raise SyntaxError(f"bad PNG colour type {header['colour_type']} for 16 bits")
     height, width = header["height"], header["width"]
+    _check_size(height, width, max_pixels)
     bpp = 2 * channels
     stride = width * bpp + 1
     raw = zlib.decompressobj().decompress(bytes(compressed), height * stride)

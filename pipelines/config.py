@@ -84,7 +84,7 @@ class GenerateConfig:
             worker decodes each photo once for ``k`` samples.
         downscale: Decode photos shrunk by 1, 2 or 4 (box filter) before cropping (photo sources).
         max_pixels: Skip input images whose header claims more pixels (stored height x width),
-            before decoding (``--max-pixels``; :data:`raw_synth.sources.DEFAULT_MAX_PIXELS`).
+            before decoding (``--max-pixels``; :data:`raw_synth.image_header.DEFAULT_MAX_PIXELS`).
         cache_mb: Budget of each worker's decoded-photo cache in MiB (speed and memory only).
         resume_check: How the shards of an earlier run are checked before they are kept:
             ``"checksum"`` (every value read and its checksum recomputed) or ``"structure"``

@@ -402,7 +402,8 @@ def _generate(config: GenerateConfig, out: Path, progress: bool, began: float,
 
     cameras = resolve_cameras(config.cameras)
     sources = resolve_sources(config.src, int(config.patch), downscale=int(config.downscale),
-                              crops_per_image=int(config.crops_per_image), cache_bytes=int(config.cache_mb) << 20)
+                              crops_per_image=int(config.crops_per_image), cache_bytes=int(config.cache_mb) << 20,
+                              max_pixels=int(config.max_pixels))
     model_sha = _file_sha256(Path(config.model)) if config.model is not None else None
     wanted = manifest_config(config, sources, cameras, model_sha)
     engine = {"name": config.engine, "checkpoint_sha256": model_sha}

@@ -86,7 +86,7 @@ def test_the_default_limit_is_the_same_everywhere() -> None:
 
 
 def test_header_size_reads_png_and_every_tiff_layout(tmp_path: Path) -> None:
-    from raw_synth.sources import header_size
+    from raw_synth.image_header import header_size
 
     rgb = np.random.default_rng(0).random((6, 10, 3)).astype(np.float32)
     files = {"pillow.tif": None, "le.tif": dict(byteorder="<"), "be.tif": dict(byteorder=">"),
@@ -386,7 +386,6 @@ def test_generate_cli_records_max_pixels(tmp_path: Path) -> None:
     assert _manifest(out)["config"]["max_pixels"] == 10**6
 
 
-@pytest.mark.xfail(strict=True, reason="pipelines/run.py does not yet pass config.max_pixels to resolve_sources")
 def test_generate_cli_skips_images_over_max_pixels(tmp_path: Path) -> None:
     _, out = _cli_store(tmp_path)
     assert {"source": "photos/big.png", "reason": _too_large(1200, 1000, 10**6)} in _manifest(out)["skipped"]

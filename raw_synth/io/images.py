@@ -59,7 +59,7 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from raw_synth.errors import RawSynthError
-from raw_synth.sources import DEFAULT_MAX_PIXELS, header_size, raise_pillow_threshold, too_large_reason
+from raw_synth.image_header import DEFAULT_MAX_PIXELS, header_size, raise_pillow_threshold, too_large_reason
 
 __all__ = ["CompactImage", "DEFAULT_MAX_PIXELS", "DOWNSCALES", "box_reduce", "decode_image", "read_image",
            "write_image", "apply_orientation"]

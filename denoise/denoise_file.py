@@ -260,6 +260,8 @@ def denoise_file(
 
     with torch.inference_mode():
         denoised_rggb = denoise_packed(model, unified, shot, read, tile=tile, device=device)
+    if not np.isfinite(denoised_rggb).all():  # the DNG writer would store NaN as 0: write nothing
+        raise RawSynthError(f"{checkpoint}: the denoiser gave non-finite values for {source}; no DNG written")
     denoised = pack(restore(unpack(denoised_rggb, "RGGB"), native, "pad"), native)
     result = dataclasses.replace(raw, packed=denoised, noise_profile=None)
     write_dng(out, result)

@@ -10,16 +10,31 @@ A raw-synth checkpoint is a plain ``.safetensors`` file. Its string metadata hol
 
 Loading never unpickles anything, and every problem is one :class:`RawSynthError` line that
 names the file: missing, not safetensors, not a raw-synth checkpoint, the wrong kind of model,
-or weights that do not fit the config.
+weights that do not fit the config, an absurd config, or non-finite weights.
+
+:func:`load_model` is the one way every command (``convert``, ``generate``, ``denoise``,
+``eval-sidd --model``) loads a model, and it trusts nothing in the file before checking it:
+
+1. every integer in the config is at most :data:`MAX_CONFIG_INT`, and a block count is at most
+   the number of tensors in the file (each block holds at least one);
+2. the model is built on PyTorch's ``meta`` device (shapes only, no memory) and refused above
+   :data:`MAX_PARAMETERS` parameters;
+3. its tensor names and shapes are compared with the file's safetensors header (no data read);
+4. only then are the weights read, and a weight that is NaN or infinite refused
+   (:func:`check_finite_tensors`, also used for training states); the meta model takes them
+   as its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -32,16 +47,33 @@ __all__ = [
     "read_checkpoint_metadata",
     "file_sha256",
     "register_architecture",
+    "check_finite_tensors",
+    "MAX_CONFIG_INT",
+    "MAX_PARAMETERS",
 ]
 
 CHECKPOINT_FORMAT = "raw-synth-checkpoint/1"
+
+#: Largest integer a stored model config may hold (channels, widths, block counts, kernel sizes).
+MAX_CONFIG_INT = 4096
+#: Most parameters (weights and buffers) a checkpoint's model may have.
+MAX_PARAMETERS = 1_000_000_000
+
+_NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64, torch.complex64, torch.complex128)
+
+# Config fields that count blocks or layers: each one holds at least one tensor of the file.
+_DEPTH_FIELD = re.compile(r"(blocks|depths?|layers)$")
 
 # architecture name -> (builder from a config dict, config-to-dict function)
 _ARCHITECTURES: dict[str, Callable[[dict[str, Any]], nn.Module]] = {}
 
 
 def register_architecture(name: str, builder: Callable[[dict[str, Any]], nn.Module]) -> None:
-    """Make :func:`load_model` able to rebuild ``name`` from its config dict."""
+    """Make :func:`load_model` able to rebuild ``name`` from its config dict.
+
+    The builder must work under ``with torch.device("meta")`` (no data-dependent code in
+    ``__init__``): :func:`load_model` first builds the model there to check its size and shapes.
+    """
     _ARCHITECTURES[name] = builder
 
 
@@ -135,10 +167,80 @@ def read_checkpoint_metadata(path: str | Path) -> dict[str, Any]:
         raise RawSynthError(f"{path}: checkpoint metadata is damaged ({error})") from None
 
 
+def check_finite_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], *,
+                         what: str = "checkpoint holds non-finite weights") -> None:
+    """Refuse tensors that hold NaN or infinite values.
+
+    The one finiteness check of saved weights: :func:`load_model` runs it on every checkpoint
+    and :func:`raw_synth.training.state.load_training_state` on every training state.
+
+    Args:
+        path: The file the tensors come from (named in the error).
+        tensors: Tensors by name; integer and boolean ones are skipped.
+        what: The problem as the error states it.
+
+    Raises:
+        RawSynthError: ``"PATH: WHAT (tensor 'NAME': N NaN/inf values)"`` for the first bad
+            tensor, with the count of bad tensors when there are several.
+    """
+    bad: list[tuple[str, int]] = []
+    for name, tensor in tensors.items():
+        if not (tensor.is_floating_point() or tensor.is_complex()) or tensor.is_meta:
+            continue
+        tensor = tensor.detach()
+        if tensor.device.type == "cpu" and tensor.dtype in _NUMPY_FLOATS:
+            finite = bool(np.isfinite(tensor.numpy()).all())  # several times faster than torch per small tensor
+        else:
+            finite = bool(torch.isfinite(tensor).all())
+        if not finite:
+            bad.append((name, int((~torch.isfinite(tensor)).sum())))
+    if bad:
+        name, count = bad[0]
+        more = f"; {len(bad)} tensors in all" if len(bad) > 1 else ""
+        raise RawSynthError(f"{path}: {what} (tensor {name!r}: {count} NaN/inf values{more})")
+
+
+def _config_numbers(value: Any, field: str) -> list[tuple[str, Any]]:
+    """``(field, number)`` for every number in a config (lists as ``field[i]``, dicts as ``a.b``)."""
+    if isinstance(value, dict):
+        return [item for key, sub in value.items()
+                for item in _config_numbers(sub, f"{field}.{key}" if field else str(key))]
+    if isinstance(value, (list, tuple)):
+        return [item for index, sub in enumerate(value) for item in _config_numbers(sub, f"{field}[{index}]")]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [(field, value)]
+    return []
+
+
+def _check_config_bounds(path: Path, config: Any, n_tensors: int) -> None:
+    """Refuse config numbers that would ask for absurd models, before anything is built."""
+    if not isinstance(config, dict):
+        raise RawSynthError(f"{path}: invalid model config (expected a JSON object, got {type(config).__name__})")
+    depth: dict[str, int] = {}
+    for field, value in _config_numbers(config, ""):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RawSynthError(f"{path}: model config field {field!r} is not a finite number ({value})")
+        if isinstance(value, int) and abs(value) > MAX_CONFIG_INT:
+            raise RawSynthError(f"{path}: model config field {field!r} = {value} is beyond the limit {MAX_CONFIG_INT}")
+        top = field.split("[", 1)[0].split(".", 1)[0]
+        if isinstance(value, int) and value > 0 and _DEPTH_FIELD.search(top):
+            depth[top] = depth.get(top, 0) + value
+    total = sum(depth.values())
+    if total > n_tensors:
+        field = max(depth, key=depth.__getitem__)
+        raise RawSynthError(f"{path}: model config field {field!r} asks for {depth[field]} blocks and the config for "
+                            f"{total} in all, more than the {n_tensors} tensors in the file")
+
+
 def load_model(
     path: str | Path, *, kind: str, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a model from a checkpoint.
+    """Rebuild a model from a checkpoint, checking everything before allocating anything.
+
+    The config is bounded (:data:`MAX_CONFIG_INT`; block counts by the file's tensor count),
+    the model built on the ``meta`` device and bounded (:data:`MAX_PARAMETERS`), its tensor
+    names and shapes compared with the file's header; only then are the weights read, checked
+    for NaN/inf (:func:`check_finite_tensors`) and handed to the model.
 
     Args:
         path: ``.safetensors`` checkpoint written by :func:`save_model`.
@@ -149,27 +251,93 @@ def load_model(
         ``(model in eval mode, metadata)`` as :func:`read_checkpoint_metadata` gives it.
 
     Raises:
-        RawSynthError: If the checkpoint is of another kind or architecture, or its weights do
-            not fit its config.
+        RawSynthError: If the checkpoint is of another kind or architecture, its config is
+            invalid or absurd, its weights do not fit its config, or a weight is NaN or inf.
     """
-    from safetensors.torch import load_file
+    from safetensors import safe_open
 
+    path = Path(path)
     metadata = read_checkpoint_metadata(path)
     if metadata["kind"] != kind:
         raise RawSynthError(f"{path}: checkpoint holds a {metadata['kind']!r} model, expected {kind!r}")
     _builtin_architectures()
-    builder = _ARCHITECTURES.get(metadata["architecture"])
+    architecture = metadata["architecture"]
+    builder = _ARCHITECTURES.get(architecture)
     if builder is None:
-        raise RawSynthError(
-            f"{path}: unknown architecture {metadata['architecture']!r} (known: {', '.join(sorted(_ARCHITECTURES))})")
+        known = ", ".join(sorted(_ARCHITECTURES))
+        raise RawSynthError(f"{path}: unknown architecture {architecture!r} (known: {known})")
     try:
+        handle_context = safe_open(str(path), framework="pt")
+    except Exception:  # safetensors raises several exception types for damaged files
+        raise RawSynthError(f"{path}: not a safetensors checkpoint") from None
+    with handle_context as handle:
+        shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+        _check_config_bounds(path, metadata["config"], len(shapes))
+        try:
+            with torch.device("meta"):
+                model = builder(metadata["config"])
+        except RawSynthError as error:
+            raise RawSynthError(f"{path}: invalid model config ({error})") from None
+        except Exception as error:  # a builder's own failure on a config it does not accept
+            detail = " ".join(str(error).split()) or type(error).__name__
+            raise RawSynthError(f"{path}: invalid model config ({type(error).__name__}: {detail})") from None
+        n_parameters = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
+        if n_parameters > MAX_PARAMETERS:
+            raise RawSynthError(f"{path}: model config asks for {n_parameters:,} parameters, "
+                                f"more than the limit {MAX_PARAMETERS:,}")
+        _check_shapes(path, architecture, model, shapes)
+        dtypes = {name: value.dtype for name, value in model.state_dict().items()}
+        try:
+            # The file's tensors become the model's own, in the dtypes the model was built with.
+            state = {name: handle.get_tensor(name).to(dtypes[name]) for name in shapes}
+        except Exception as error:  # e.g. a dtype this torch cannot hold
+            raise RawSynthError(f"{path}: cannot read the weights ({' '.join(str(error).split())})") from None
+    check_finite_tensors(path, state)
+    # Sizes and shapes are checked, so nothing below allocates more than the file holds. The meta
+    # model takes the loaded tensors as they are, unless it has tensors of its own that no
+    # checkpoint fills (non-persistent buffers): those need a normal build.
+    assign = not _meta_leftovers(model)
+    if not assign:
         model = builder(metadata["config"])
-    except RawSynthError as error:
-        raise RawSynthError(f"{path}: invalid model config ({error})") from None
-    state = load_file(str(path))
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True, assign=assign)
     except RuntimeError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else "mismatch"
-        raise RawSynthError(f"{path}: weights do not match the {metadata['architecture']} config ({first})") from None
+        raise RawSynthError(f"{path}: weights do not match the {architecture} config ({first})") from None
     return model.to(device).eval(), metadata
+
+
+def _meta_leftovers(model: nn.Module) -> bool:
+    """Whether a meta-device model cannot simply take a checkpoint's tensors as its own.
+
+    True when it holds tensors that its state dict does not fill (non-persistent buffers, plain
+    tensor attributes) or shares one tensor under several names (tied weights).
+    """
+    named = [name for name, _ in model.named_parameters()] + [name for name, _ in model.named_buffers()]
+    if sorted(named) != sorted(model.state_dict().keys()):
+        return True
+    for module in model.modules():
+        own = set(module._parameters) | set(module._buffers)
+        if any(key not in own and isinstance(value, torch.Tensor) for key, value in vars(module).items()):
+            return True
+    return False
+
+
+def _check_shapes(path: Path, architecture: str, model: nn.Module, shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """Compare the (meta) model's state-dict names and shapes with the file's header."""
+    expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    problem = ""
+    if missing:
+        problem = f"{len(missing)} tensor(s) missing, e.g. {missing[0]!r}"
+    elif unexpected:
+        problem = f"{len(unexpected)} unexpected tensor(s), e.g. {unexpected[0]!r}"
+    else:
+        wrong = [name for name in sorted(expected) if expected[name] != shapes[name]]
+        if wrong:
+            name = wrong[0]
+            problem = (f"tensor {name!r} has shape {list(shapes[name])} in the file, the config gives "
+                       f"{list(expected[name])}; {len(wrong)} tensor(s) differ")
+    if problem:
+        raise RawSynthError(f"{path}: weights do not match the {architecture} config ({problem})")

@@ -116,7 +116,7 @@ def test_metadata_errors(tmp_path: Path) -> None:
         read_sidd_metadata(other)
     junk = tmp_path / "junk.MAT"
     junk.write_bytes(b"not a mat file at all" * 10)
-    with pytest.raises(RawSynthError, match=r"junk\.MAT: not a readable MATLAB \.mat file"):
+    with pytest.raises(RawSynthError, match=r"junk\.MAT: not a readable SIDD \.mat file"):
         read_sidd_metadata(junk)
     v73 = write_mat_v73(tmp_path / "v73.MAT", {"x": np.zeros((2, 2), np.float32)})
     with pytest.raises(RawSynthError, match=r"v73\.MAT: MATLAB v7\.3 metadata is not supported"):

@@ -24,8 +24,12 @@ Formats (see the SIDD facts in the project reference):
   blocks) and the Kaggle ``SubmitRaw.csv`` (columns ``ID``, ``BLOCK``; ``BLOCK`` is the base64
   of the block's raw C-order bytes; ``ID = image * n_blocks + block``).
 
-Every malformed file raises :class:`~raw_synth.errors.RawSynthError` naming the file. Reading
-MATLAB v7.3 files needs ``h5py``; v5 files use ``scipy.io``.
+Every malformed file raises :class:`~raw_synth.errors.RawSynthError` naming the file; a
+truncated, overwritten or bit-flipped one gives ``PATH: not a readable SIDD .mat file (reason)``.
+Reading MATLAB v7.3 files needs ``h5py``; v5 files use ``scipy.io``, after their element tree
+has been walked and checked (scipy trusts the tags, and one flipped bit can crash it), which
+for a compressed variable includes its zlib checksum. A bit flip inside uncompressed numbers
+cannot be seen by any reader; block values out of range are refused by the SIDD evaluation.
 
 Example:
     >>> meta = read_sidd_metadata("0001_METADATA_RAW_010.MAT")        # doctest: +SKIP
@@ -103,6 +107,9 @@ _MODEL_CODES = (("sm-g925", "S6"), ("pixel", "GP"), ("iphone", "IP"), ("nexus 6"
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _MAT_V73_USERBLOCK = 512
+# Deflate packs at most about 1032:1, so a dataset claiming more than this many times the file's
+# size (at least 1 MiB) is a damaged header, not data.
+_MAX_HDF5_EXPANSION = 1100
 
 _SUBMIT_KEY = "SubmitRaw"
 
@@ -141,15 +148,269 @@ def _import_h5py(path: Path) -> Any:
     return h5py
 
 
+# MATLAB v5 data types and their item sizes (miMATRIX and miCOMPRESSED hold elements instead).
+_MI_INT8, _MI_INT32, _MI_UINT32, _MI_MATRIX, _MI_COMPRESSED = 1, 5, 6, 14, 15
+_MI_ITEM_SIZES = {1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 4, 9: 8, 12: 8, 13: 8, 16: 1, 17: 2, 18: 4}
+_MI_NUMERIC = frozenset({1, 2, 3, 4, 5, 6, 7, 9, 12, 13})
+# MATLAB array classes: cell, struct, object, char, sparse, 10 numeric ones, function, opaque.
+_MX_CELL, _MX_STRUCT, _MX_OBJECT, _MX_CHAR = 1, 2, 3, 4
+_MX_NUMERIC = frozenset(range(6, 16))
+_MX_KNOWN = frozenset(range(1, 18))
+_MX_DIMENSIONED = frozenset(range(1, 16))
+_MAT_V5_HEADER = 128
+_MAX_NESTING = 64
+_ZLIB_CHUNK = 1 << 20
+
+
+class _BadMat(Exception):
+    """A structural defect found by :func:`_check_v5_structure` (becomes one RawSynthError)."""
+
+
+class _FileStream:
+    """Sequential reads and skips within the first ``size`` bytes of an open file."""
+
+    def __init__(self, handle: Any, size: int) -> None:
+        self.handle, self.size, self.pos = handle, size, handle.tell()
+
+    def read(self, n: int) -> bytes:
+        data = self.handle.read(n) if self.pos + n <= self.size else b""
+        if len(data) != n:
+            raise _BadMat(f"truncated at byte {self.pos} (needs {n} more bytes)")
+        self.pos += n
+        return data
+
+    def skip(self, n: int) -> None:
+        if self.pos + n > self.size:
+            raise _BadMat(f"truncated at byte {self.pos} (needs {n} more bytes)")
+        self.handle.seek(n, 1)
+        self.pos += n
+
+
+class _ZlibStream:
+    """Sequential reads and skips of the decompressed bytes of one miCOMPRESSED element."""
+
+    def __init__(self, source: _FileStream, nbytes: int) -> None:
+        import zlib
+
+        self.source, self.left, self.buffer = source, nbytes, b""
+        self.inflater = zlib.decompressobj()
+        self.error = zlib.error
+
+    def _more(self) -> None:
+        if self.inflater.eof:
+            raise _BadMat("compressed variable ends early")
+        if self.inflater.unconsumed_tail:
+            chunk = self.inflater.unconsumed_tail
+        elif self.left > 0:
+            take = min(self.left, _ZLIB_CHUNK)
+            chunk, self.left = self.source.read(take), self.left - take
+        else:
+            chunk = b""  # all input given: zlib may still hold output
+        try:
+            out = self.inflater.decompress(chunk, _ZLIB_CHUNK)
+        except self.error as exc:
+            raise _BadMat(f"compressed variable is damaged ({exc})") from None
+        if not out and not chunk:
+            raise _BadMat("compressed variable ends early")
+        self.buffer += out
+
+    def read(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            self._more()
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+    def skip(self, n: int) -> None:
+        while n > 0:
+            if not self.buffer:
+                self._more()
+            step = min(n, len(self.buffer))
+            self.buffer, n = self.buffer[step:], n - step
+
+    def finish(self) -> None:
+        """Decompress to the end of the zlib stream, which verifies its checksum.
+
+        Bytes after the stream inside the element are ignored, as scipy ignores them; more
+        than a few decompressed bytes after the variable are refused (nothing reads them).
+        """
+        while len(self.buffer) <= 64:
+            if self.inflater.eof:
+                return
+            self._more()
+        raise _BadMat("compressed element holds data after its variable")
+
+
+def _v5_element(stream: Any, order: str, room: int, top: bool = False) -> tuple[int, int, bytes | None]:
+    """Read one data element's tag within ``room`` bytes, and its data when that is short.
+
+    Args:
+        stream: A :class:`_FileStream` or :class:`_ZlibStream` at the tag.
+        order: ``"<"`` or ``">"``.
+        room: Bytes left in the parent.
+        top: A file-level element (the only place for miCOMPRESSED).
+
+    Returns:
+        ``(type, data byte count, data)``: the count is negative for a small data element (8
+        bytes in all); the data is ``None`` for a matrix or compressed element (left unread)
+        and for data longer than 1 KiB (skipped).
+    """
+    import struct
+
+    if room < 8:
+        raise _BadMat(f"element tag needs 8 bytes, {room} left in its parent")
+    first, second = struct.unpack(order + "II", stream.read(8))
+    if first >> 16:  # small data element: type and size in 4 bytes, data in the other 4
+        mdtype, nbytes = first & 0xFFFF, first >> 16
+        if mdtype not in _MI_ITEM_SIZES or nbytes > 4:
+            raise _BadMat(f"bad small data element (type {mdtype}, {nbytes} bytes)")
+        raw = struct.pack(order + "I", second)
+        return mdtype, -nbytes, raw[:nbytes]  # negative size: the element took exactly 8 bytes
+    mdtype, nbytes = first, second
+    if mdtype not in _MI_ITEM_SIZES and mdtype != _MI_MATRIX and not (top and mdtype == _MI_COMPRESSED):
+        raise _BadMat(f"unknown data type {mdtype}")
+    if nbytes > room - 8:
+        raise _BadMat(f"data element of {nbytes} bytes overruns its parent ({room - 8} bytes left)")
+    if mdtype in (_MI_MATRIX, _MI_COMPRESSED):
+        return mdtype, nbytes, None
+    if nbytes <= 1024:
+        return mdtype, nbytes, stream.read(nbytes)
+    stream.skip(nbytes)
+    return mdtype, nbytes, None
+
+
+def _v5_children(stream: Any, order: str, length: int, depth: int) -> Iterator[tuple[int, int, bytes | None]]:
+    """Walk the sub-elements of a matrix of ``length`` bytes, checking nested matrices."""
+    used = 0
+    while used < length:
+        mdtype, nbytes, data = _v5_element(stream, order, length - used)
+        if nbytes < 0:
+            used += 8
+        else:
+            if mdtype == _MI_MATRIX:
+                _v5_matrix(stream, order, nbytes, depth + 1)
+            pad = min((-nbytes) % 8, length - used - 8 - nbytes)
+            stream.skip(pad)
+            used += 8 + nbytes + pad
+        yield mdtype, abs(nbytes), data
+
+
+def _v5_matrix(stream: Any, order: str, length: int, depth: int) -> None:
+    """Check one miMATRIX element's content the way scipy will read it."""
+    import struct
+
+    if depth > _MAX_NESTING:
+        raise _BadMat(f"variables nested more than {_MAX_NESTING} deep")
+    if length == 0:  # an empty matrix
+        return
+    children = list(_v5_children(stream, order, length, depth))
+    if not children or children[0][0] != _MI_UINT32 or children[0][1] != 8:
+        raise _BadMat("matrix without array flags")
+    flags = struct.unpack(order + "I", (children[0][2] or b"")[:4])[0]
+    mclass, complex_ = flags & 0xFF, bool(flags & 0x800)
+    if mclass not in _MX_KNOWN:
+        raise _BadMat(f"unknown array class {mclass}")
+    if mclass not in _MX_DIMENSIONED:
+        return  # function handles and opaque objects: every element was checked, nothing more
+    if len(children) < 3 or children[1][0] != _MI_INT32:
+        raise _BadMat("matrix without dimensions and name")
+    dims_raw = children[1][2] or b""
+    if len(dims_raw) < 8 or len(dims_raw) % 4:
+        raise _BadMat(f"dimensions of {len(dims_raw)} bytes")
+    dims = struct.unpack(order + f"{len(dims_raw) // 4}i", dims_raw)
+    if min(dims) < 0:
+        raise _BadMat(f"negative dimension in {list(dims)}")
+    count = int(np.prod(dims, dtype=object))
+    rest = children[3:]
+    if mclass in _MX_NUMERIC:
+        want = 2 if complex_ else 1
+        if len(rest) != want:
+            raise _BadMat(f"numeric matrix with {len(rest)} data elements, expected {want}")
+        for mdtype, nbytes, _ in rest:
+            if mdtype not in _MI_NUMERIC or nbytes != count * _MI_ITEM_SIZES[mdtype]:
+                raise _BadMat(f"numeric data of {nbytes} bytes (type {mdtype}) for dimensions {list(dims)}")
+    elif mclass == _MX_CHAR:
+        if len(rest) != 1 or rest[0][0] == _MI_MATRIX:
+            raise _BadMat("char matrix without one data element")
+    elif mclass == _MX_CELL:
+        if len(rest) != count or any(mdtype != _MI_MATRIX for mdtype, _, _ in rest):
+            raise _BadMat(f"cell array with {len(rest)} elements for dimensions {list(dims)}")
+    elif mclass in (_MX_STRUCT, _MX_OBJECT):
+        if mclass == _MX_OBJECT:
+            rest = rest[1:]  # the class name
+        if len(rest) < 2 or rest[0][0] != _MI_INT32 or rest[0][1] != 4 or rest[1][0] != _MI_INT8:
+            raise _BadMat("struct without field names")
+        name_length = struct.unpack(order + "i", rest[0][2] or b"\0\0\0\0")[0]
+        if name_length < 1 or rest[1][1] % name_length:
+            raise _BadMat(f"struct field names of {rest[1][1]} bytes in slots of {name_length}")
+        fields = rest[1][1] // name_length
+        values = rest[2:]
+        if len(values) != count * fields or any(mdtype != _MI_MATRIX for mdtype, _, _ in values):
+            raise _BadMat(f"struct with {len(values)} values for {count} records of {fields} fields")
+
+
+def _check_v5_structure(path: Path) -> None:
+    """Walk a MATLAB v5 file's element tree (no data loaded) before scipy reads it.
+
+    scipy trusts the file's tags: a flipped bit can make it crash the interpreter, not only
+    raise. Every element must have a known type, fit in its parent and, for the array classes
+    SIDD files use, hold exactly the parts scipy reads; compressed variables are decompressed
+    as a stream and their checksum verified.
+
+    Raises:
+        _BadMat: naming the first defect.
+    """
+    import struct
+
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        header = handle.read(_MAT_V5_HEADER)
+        if len(header) < _MAT_V5_HEADER:
+            raise _BadMat(f"{size} bytes, shorter than the 128-byte MATLAB header")
+        order = {b"IM": "<", b"MI": ">"}.get(header[126:128])
+        if order is None:
+            raise _BadMat("no MATLAB v5 header (byte-order mark missing)")
+        if struct.unpack(order + "H", header[124:126])[0] != 0x0100:
+            raise _BadMat("unknown MATLAB v5 header version")
+        stream = _FileStream(handle, size)
+        while stream.pos < size:
+            mdtype, nbytes, _ = _v5_element(stream, order, size - stream.pos, top=True)
+            if mdtype == _MI_COMPRESSED:
+                inner = _ZlibStream(stream, nbytes)
+                kind, length, _ = _v5_element(inner, order, 1 << 62)
+                if kind != _MI_MATRIX:
+                    raise _BadMat(f"compressed element holds type {kind}, expected a matrix")
+                _v5_matrix(inner, order, length, 1)
+                inner.finish()
+            elif mdtype == _MI_MATRIX:
+                _v5_matrix(stream, order, nbytes, 1)
+            else:
+                raise _BadMat(f"top-level element of type {mdtype}, expected a variable")
+
+
+def _unreadable(path: Path, exc: BaseException) -> RawSynthError:
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, MemoryError):
+        reason = "MemoryError: its sizes do not fit in memory"
+    return RawSynthError(f"{path}: not a readable SIDD .mat file ({reason})")
+
+
 def _load_v5(path: Path) -> dict[str, Any]:
+    """All variables of a MATLAB v5 file, after :func:`_check_v5_structure`."""
+    if not path.is_file():
+        raise RawSynthError(f"{path}: file not found")
     try:
+        _check_v5_structure(path)
         return scipy.io.loadmat(str(path))
     except FileNotFoundError:
         raise RawSynthError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise RawSynthError(f"{path}: cannot read file ({exc.strerror or exc})") from None
     except NotImplementedError as exc:  # v7.3 that is_mat_v73 did not recognise
         raise RawSynthError(f"{path}: unsupported MAT file version ({exc})") from None
-    except (ValueError, TypeError, OSError) as exc:
-        raise RawSynthError(f"{path}: not a readable MATLAB .mat file ({exc})") from None
+    except RawSynthError:
+        raise
+    except Exception as exc:  # _BadMat, or any of the many types scipy raises on damaged files
+        raise _unreadable(path, exc) from None
 
 
 def _load_mat_variable(path: PathLike, key: str, expected: str) -> np.ndarray:
@@ -174,9 +435,15 @@ def _load_mat_variable(path: PathLike, key: str, expected: str) -> np.ndarray:
                     raise RawSynthError(
                         f"{p}: variable {key!r} has dtype {node.dtype} (expected {expected})"
                     )
+                claimed = int(np.prod(node.shape, dtype=object)) * node.dtype.itemsize
+                if claimed > _MAX_HDF5_EXPANSION * max(p.stat().st_size, 1 << 20):
+                    raise RawSynthError(f"{p}: not a readable SIDD .mat file (variable {key!r} claims "
+                                        f"{claimed} bytes, more than the file could hold)")
                 data = node[()]
-        except OSError as exc:
-            raise RawSynthError(f"{p}: not a readable MATLAB v7.3 / HDF5 file ({exc})") from None
+        except RawSynthError:
+            raise
+        except Exception as exc:  # h5py raises OSError, RuntimeError, KeyError, ... on damaged files
+            raise _unreadable(p, exc) from None
         return np.ascontiguousarray(np.asarray(data).T)
     mat = _load_v5(p)
     if key not in mat:
@@ -373,6 +640,16 @@ def read_sidd_metadata(path: PathLike) -> SiddMetadata:
     if is_mat_v73(p):
         raise RawSynthError(f"{p}: MATLAB v7.3 metadata is not supported, expected a v5 MAT file with struct 'metadata'")
     mat = _load_v5(p)
+    try:
+        return _parse_metadata(p, mat)
+    except RawSynthError:
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError) as exc:
+        raise _unreadable(p, exc) from None
+
+
+def _parse_metadata(p: Path, mat: dict[str, Any]) -> SiddMetadata:
+    """The :class:`SiddMetadata` of a loaded metadata file (a damaged value may raise anything)."""
     if "metadata" not in mat:
         raise RawSynthError(f"{p}: no variable 'metadata' (expected a SIDD metadata struct)")
     meta = _unwrap(mat["metadata"])

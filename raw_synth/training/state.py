@@ -186,12 +186,16 @@ def load_training_state(
         The decoded metadata (``step``, ``scheduler``, ``extra``, ...).
 
     Raises:
-        RawSynthError: If the file is not a training state or does not fit the model.
+        RawSynthError: If the file is not a training state, does not fit the model, or holds
+            NaN/inf weights or optimiser moments.
     """
     from safetensors.torch import load_file
 
+    from raw_synth.checkpoint import check_finite_tensors
+
     meta = read_state_metadata(path)
     tensors = load_file(str(path))
+    check_finite_tensors(path, tensors, what="training state holds non-finite values")
     device = next(model.parameters()).device
     weights = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
     try:

@@ -288,8 +288,10 @@ def load_model(
         _check_shapes(path, architecture, model, shapes)
         dtypes = {name: value.dtype for name, value in model.state_dict().items()}
         try:
-            # The file's tensors become the model's own, in the dtypes the model was built with.
-            state = {name: handle.get_tensor(name).to(dtypes[name]) for name in shapes}
+            # The file's tensors become the model's own, in the dtypes the model was built with, copied
+            # into fresh (aligned) memory: a tensor read in place can sit at any offset of the file,
+            # and unaligned weights can take other SIMD kernels, with results that differ in the last bit.
+            state = {name: handle.get_tensor(name).to(dtypes[name]).clone() for name in shapes}
         except Exception as error:  # e.g. a dtype this torch cannot hold
             raise RawSynthError(f"{path}: cannot read the weights ({' '.join(str(error).split())})") from None
     check_finite_tensors(path, state)

@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: the real camera files of ../shared/data, skipped when absent."""
+"""Shared pytest fixtures: the real camera files of ../shared/data (skipped when absent), one torch thread."""
 
 from __future__ import annotations
 
@@ -32,3 +32,14 @@ def shared_file(shared_data: Path, relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared data file {path} is absent")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small tensors: one thread is faster and immune to a busy machine (``pytestmark = usefixtures(...)``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

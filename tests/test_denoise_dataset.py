@@ -18,14 +18,8 @@ SHOT = np.array([1e-3, 2e-3, 3e-3, 4e-3])
 READ = np.array([1e-5, 2e-5, 3e-5, 4e-5])
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: one thread is faster and immune to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 def _smooth(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A smooth random RGGB-phase packed image in [0.05, 0.95] (blurred noise, one image per sample)."""

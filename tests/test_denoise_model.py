@@ -18,14 +18,8 @@ from raw_synth.models import create_model
 SMALL = dict(dim=4, enc_blocks=(1, 1, 1, 1), dec_blocks=(1, 1, 1), heads=(1, 1, 1, 1))
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: one thread is faster and immune to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 def _randomise_head(model: SSDNetDenoiser) -> SSDNetDenoiser:
     torch.nn.init.normal_(model.output.weight, std=0.1)  # fresh models start as the identity

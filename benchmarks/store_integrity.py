@@ -84,10 +84,11 @@ def main() -> None:
         result["write_digests_ms_per_pair"] = _median_ms(lambda: shard_digests(columns), 5) / count
 
         # read: first open of each shard, then steady state; the modes take turns read by read so
-        # that a change in the machine's load falls on all of them alike
+        # that a change in the machine's load falls on all of them alike, each on its own random
+        # order (reading the sample another mode has just read would find it in a cache)
         rng = np.random.default_rng(0)
-        order = rng.integers(0, args.n, size=args.reads)
         modes = ("none", "structure", "checksum")
+        orders = {mode: rng.integers(0, args.n, size=args.reads) for mode in modes}
         stores = {mode: open_shards(out, verify=mode) for mode in modes}
         times: dict[str, list[float]] = {mode: [] for mode in modes}
         for mode, ds in stores.items():
@@ -95,10 +96,10 @@ def main() -> None:
             for k in range(len(names)):
                 ds[k * args.shard_size]
             result[f"read_first_open_ms_{mode}"] = 1e3 * (time.perf_counter() - began) / len(names)
-        for i in order:
+        for k in range(args.reads):
             for mode, ds in stores.items():
                 t0 = time.perf_counter()
-                ds[int(i)]
+                ds[int(orders[mode][k])]
                 times[mode].append(time.perf_counter() - t0)
         for mode, ds in stores.items():
             result[f"read_ms_{mode}"] = 1e3 * statistics.median(times[mode])

@@ -69,7 +69,9 @@ def write_hdf5(path: Path, columns: Mapping[str, np.ndarray], attrs: Mapping[str
     Raises:
         OSError: From the file system (the caller turns it into a RawSynthError).
     """
-    f = h5py.File(f"raw-synth-{os.getpid()}-{id(columns)}.h5", "w", driver="core", backing_store=False)
+    size = sum(np.asarray(c).nbytes for c in columns.values() if np.asarray(c).dtype != object)
+    f = h5py.File(f"raw-synth-{os.getpid()}-{id(columns)}.h5", "w", driver="core", backing_store=False,
+                  block_size=max(1 << 20, min(size, 1 << 28)))
     try:
         _build(f, columns, attrs)
         f.flush()

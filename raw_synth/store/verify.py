@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 #: Accepted range of clean values (normalised; a little slack around [0, 1]).
 CLEAN_RANGE: tuple[float, float] = (-0.05, 1.05)
 
-_BLOCK = 16
+_BLOCK = 64
 
 #: How thoroughly a shard is checked: headers only, or every value.
 CHECK_LEVELS: tuple[str, ...] = ("structure", "checksum")

@@ -23,6 +23,21 @@ logger = logging.getLogger("raw_synth")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _one_line(error: RawSynthError) -> str:
+    """The error's message as one line.
+
+    A RawSynthError raised in a torch DataLoader worker process comes back re-raised with the
+    worker's traceback in its message ("Caught RawSynthError in DataLoader worker process 0.
+    Original Traceback ..."): keep the original message, its last line.
+    """
+    text = str(error)
+    if "\n" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    prefix = f"{type(error).__module__}.{type(error).__name__}: "
+    return last[len(prefix):] if last.startswith(prefix) else " ".join(text.split())
+
+
 def _friendly_errors(command: F) -> F:
     """Report RawSynthError, OS errors and running out of memory as one line and exit with status 2."""
 
@@ -31,7 +46,7 @@ def _friendly_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except RawSynthError as error:
-            click.echo(f"error: {error}", err=True)
+            click.echo(f"error: {_one_line(error)}", err=True)
             sys.exit(2)
         except PermissionError as error:
             click.echo(f"error: {error.filename}: permission denied", err=True)

@@ -450,3 +450,21 @@ def test_worker_killed_mid_write_leaves_nothing_and_recomputes_no_finished_shard
     assert all(calls.count(k) == 1 for k in set(calls) - {2}), sorted(calls)
     assert not any(p.name.startswith(".partial-") for p in out.iterdir())
     assert verify_store(out).ok
+
+
+def test_a_store_error_inside_a_dataloader_worker_is_one_line() -> None:
+    """torch re-raises a worker's exception with the worker's traceback in its message; the CLI keeps one line."""
+    from torch._utils import ExceptionWrapper
+
+    from raw_synth.cli import _one_line
+
+    try:
+        raise RawSynthError("/s/shard-000001.zarr: sample 5 column noisy: data does not match its stored CRC-32C")
+    except RawSynthError:
+        wrapper = ExceptionWrapper(sys.exc_info(), where="in DataLoader worker process 0")
+    with pytest.raises(RawSynthError) as info:
+        wrapper.reraise()
+    assert "\n" in str(info.value)
+    assert _one_line(info.value) == ("/s/shard-000001.zarr: sample 5 column noisy: data does not match its stored "
+                                     "CRC-32C")
+    assert _one_line(RawSynthError("plain")) == "plain"

@@ -544,7 +544,7 @@ def _collect(spec: str) -> tuple[str, list[tuple[str, Path, str | None]]]:
     """Kind (``"files"``, ``"samples"`` or a corpus name) and ``(id, path, problem)`` entries of a ``--src``.
 
     ``problem`` is ``None`` for a candidate whose header is to be read, else the reason a folder
-    entry with an image extension is not a file (:func:`_entry_problem`). The folder walk lists
+    entry with an image extension (in a folder or a glob's matches) is not a file (:func:`_entry_problem`). The folder walk lists
     entries without opening any (a FIFO would block a reader) and does not follow symbolic links
     to folders, so a link loop cannot make it run forever.
     """
@@ -560,8 +560,10 @@ def _collect(spec: str) -> tuple[str, list[tuple[str, Path, str | None]]]:
             return "files", [(spec, path, None)]
         return "files", [(item_id, file, None) for item_id, file in _list_file_paths(path)]
     if any(c in spec for c in _GLOB_CHARS):
-        matches = sorted(m for m in glob.glob(os.path.expanduser(spec), recursive=True) if os.path.isfile(m))
-        return "files", [(m, Path(m), None) for m in matches]
+        # regular files, and entries named like images that are not (recorded with their reason, as in a folder)
+        matches = sorted(m for m in glob.glob(os.path.expanduser(spec), recursive=True)
+                         if os.path.isfile(m) or Path(m).suffix.lower() in IMAGE_EXTENSIONS)
+        return "files", [(m, Path(m), _entry_problem(Path(m))) for m in matches]
     raise RawSynthError(f"--src {spec!r}: no such folder, file or glob match; expected {_expected()}")
 
 

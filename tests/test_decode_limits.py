@@ -327,6 +327,10 @@ def test_folder_entries_that_are_not_files_are_recorded(tmp_path: Path) -> None:
     assert [(s.source, s.reason) for s in by_list.skipped] == [
         ("photos/pipe.jpg", "not a regular file (FIFO)"), ("photos/loop1.jpg", "symbolic link loop"),
         ("photos/broken.png", "broken symbolic link")]
+    by_glob = resolve_sources(str(root / "*"), patch=16)
+    assert [(Path(s.source).name, s.reason) for s in by_glob.skipped] == [
+        (Path(e["source"]).name, e["reason"]) for e in expected]
+    assert [Path(i).name for i in by_glob.ids] == ["a.png", "alias.png"]
 
 
 def test_a_store_written_before_max_pixels_resumes(tmp_path: Path) -> None:

@@ -242,9 +242,9 @@ class Manifest:
             if not isinstance(entry, dict):
                 raise RawSynthError(f"{where}: shard {name}: expected a JSON object")
             for key in ("start", "stop", "count", "nbytes"):
-                value = entry.get(key, 0 if key == "nbytes" else None)
-                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                    raise RawSynthError(f"{where}: shard {name}: {key}: expected a non-negative integer, got {value!r}")
+                number = entry.get(key, 0 if key == "nbytes" else None)
+                if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+                    raise RawSynthError(f"{where}: shard {name}: {key}: expected a non-negative integer, got {number!r}")
             checksum = entry.get("checksum")
             if not isinstance(checksum, str) or _SHA256.fullmatch(checksum) is None:
                 raise RawSynthError(f"{where}: shard {name}: checksum: expected 64 hex digits, got {checksum!r}")

@@ -269,6 +269,7 @@ def records_to_columns(records: Sequence[SampleRecord], clean_dtype: str = "floa
             raise RawSynthError("records: uncertainty values overflow float16")
         cols["uncertainty"] = unc
     for name, (dtype, sub) in META_FIELDS.items():
+        values: list[Any]
         if name in ("iso", "gain"):
             values = [_optional_float(getattr(r, name), name, "") for r in records]
         elif name == "index":

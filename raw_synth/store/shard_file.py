@@ -1,4 +1,8 @@
-"""The read side common to both shard formats: :class:`ShardFile` and :func:`open_shard_file`.
+"""The read side common to both shard formats: :class:`ShardFile`, names and paths.
+
+:func:`raw_synth.store.opener.open_shard_file` opens a shard of either format as a :class:`ShardFile`;
+the format modules (:mod:`~raw_synth.store.zarr_shard`, :mod:`~raw_synth.store.hdf5_shard`) import
+this module, never the other way round.
 
 A shard is opened as a :class:`ShardFile`: ``columns`` maps each stored column name to an
 array-like (``.shape``, ``.dtype``, integer and slice indexing returning numpy), ``strings(name)``
@@ -14,7 +18,7 @@ from typing import Any, Callable
 
 from raw_synth.errors import RawSynthError
 
-__all__ = ["ATTRS_KEY", "FORMATS", "SUFFIXES", "ShardFile", "format_of", "open_shard_file", "shard_path"]
+__all__ = ["ATTRS_KEY", "FORMATS", "SUFFIXES", "ShardFile", "format_of", "shard_path"]
 
 #: Name of the attribute holding the shard's own metadata, in both formats.
 ATTRS_KEY = "raw_synth"
@@ -80,29 +84,3 @@ def shard_path(root: str | Path, name: str) -> Path:
     if real.parent != Path(root).resolve():
         raise RawSynthError(f"{path}: shard lies outside the store (resolves to {real})")
     return path
-
-
-def open_shard_file(path: str | Path) -> ShardFile:
-    """Open one shard, Zarr or HDF5 by suffix, read only.
-
-    Raises:
-        RawSynthError: Missing path, unknown suffix, or a file that cannot be opened
-            (one line naming the path).
-    """
-    p = Path(path)
-    fmt = format_of(p)
-    if not p.exists():
-        raise RawSynthError(f"{p}: shard is missing")
-    try:
-        if fmt == "zarr":
-            from raw_synth.store.zarr_shard import open_zarr
-
-            return open_zarr(p)
-        from raw_synth.store.hdf5_shard import open_hdf5
-
-        return open_hdf5(p)
-    except RawSynthError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any library error becomes one clear line
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise RawSynthError(f"{p}: cannot open shard ({reason})") from None

@@ -16,7 +16,7 @@ import numpy as np
 
 from raw_synth.errors import RawSynthError
 from raw_synth.store.manifest import Manifest
-from raw_synth.store.shard_file import open_shard_file
+from raw_synth.store.opener import open_shard_file
 
 __all__ = ["summarize_store", "plot_store", "preview_grid", "log10_histogram", "iso_histogram"]
 

@@ -24,7 +24,8 @@ from raw_synth.store.lock import LOCK_NAME, lock_holder
 from raw_synth.store.manifest import MANIFEST_NAME, Manifest
 from raw_synth.store.digests import DIGESTS_KEY, damaged_metadata, sample_matches
 from raw_synth.store.records import CLEAN_DTYPES, IMAGE_FIELDS, META_FIELDS, STRING_FIELDS
-from raw_synth.store.shard_file import SUFFIXES, ShardFile, open_shard_file, shard_path
+from raw_synth.store.opener import open_shard_file
+from raw_synth.store.shard_file import SUFFIXES, ShardFile, shard_path
 from raw_synth.store.writer import PARTIAL_PREFIX
 
 __all__ = ["VerifyReport", "verify_store", "check_shard", "structure_problems", "CLEAN_RANGE",

@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import shutil
+import struct
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +107,9 @@ def test_dng_tags(tmp_path: Path) -> None:
     assert tags[50710] == bytes((0, 1, 2)) and tags[50711] == 1
     assert tags[50713] == (2, 2) and tags[50714] == (61, 60, 63, 62)  # GRBG sites: Gr R / B Gb
     assert tags[50717] == 4000 and tags[50778] == 21
-    assert tags[50708] == "Test Camera X1" and tags[272] == "Test Camera X1" and tags[34855] == 800
+    assert tags[50708] == "Test Camera X1" and tags[272] == "Test Camera X1"
+    # the ISO sits in the Exif IFD only (tifffile parses it into a dict), not in IFD 0
+    assert tags[34665] == {"ISOSpeedRatings": 800, "ExifVersion": "0231"} and 34855 not in tags
     neutral = np.array(tags[50728], dtype=float)
     np.testing.assert_allclose(neutral[0::2] / neutral[1::2], [1 / 2.1, 1.0, 1 / 1.55], rtol=1e-9)
     # one NoiseProfile pair per colour (R, G, B); the equal greens are stored once
@@ -128,7 +133,7 @@ def test_defaults_without_optional_metadata(tmp_path: Path) -> None:
     path = write_dng(tmp_path / "bare.dng", image)
     with tifffile.TiffFile(path) as tif:
         tags = {tag.code for tag in tif.pages[0].tags.values()}
-    assert {50728, 51041, 34855, 272}.isdisjoint(tags)
+    assert {50728, 51041, 34855, 34665, 34664, 272}.isdisjoint(tags)
     back = read_raw(path)
     assert back.wb is None and back.noise_profile is None and back.iso is None and back.camera is None
     np.testing.assert_allclose(back.xyz_to_cam, SRGB_XYZ_TO_CAM, rtol=1e-8, atol=1e-9)
@@ -196,3 +201,77 @@ def test_write_needs_raw_image(tmp_path: Path) -> None:
     path = tmp_path / "x.dng"
     with pytest.raises(RawSynthError, match=f"^{re.escape(str(path))}: write_dng needs a RawImage, got ndarray$"):
         write_dng(path, np.zeros((4, 8, 8)))  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- ISO in the Exif IFD
+
+
+def _ifd_entries(data: bytes, offset: int) -> tuple[list[tuple[int, int, int, bytes]], int]:
+    """The entries ``(tag, type, count, value field)`` of the little-endian TIFF IFD at ``offset``
+    and its next-IFD offset."""
+    (count,) = struct.unpack_from("<H", data, offset)
+    entries = [struct.unpack_from("<HHI4s", data, offset + 2 + 12 * k) for k in range(count)]
+    (next_ifd,) = struct.unpack_from("<I", data, offset + 2 + 12 * count)
+    return entries, next_ifd
+
+
+@pytest.mark.parametrize("iso", [800, 64, 12800])
+def test_iso_is_in_the_exif_ifd(tmp_path: Path, iso: int) -> None:
+    image = dataclasses.replace(_sample("RGGB"), iso=float(iso))
+    path = write_dng(tmp_path / "exif.dng", image)
+    # independent reader 1: tifffile follows the ExifIFD pointer and parses the sub-IFD
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages[0].tags
+        assert tags["ExifTag"].value == {"ISOSpeedRatings": iso, "ExifVersion": "0231"}
+        assert "ISOSpeedRatings" not in tags
+    # LibRaw reads the ISO from there too, and read_raw (EXIF first) agrees
+    with rawpy.imread(str(path)) as raw:
+        assert raw.other.iso_speed == iso
+        np.testing.assert_array_equal(raw.raw_image, image.mosaic_dn())
+    assert read_raw(path).iso == float(iso)
+
+    # structure, as exiftool -validate checks it: sorted entries, word-aligned IFDs, counts
+    data = path.read_bytes()
+    assert data[:4] == b"II*\x00"
+    (ifd0_offset,) = struct.unpack_from("<I", data, 4)
+    ifd0, next_ifd = _ifd_entries(data, ifd0_offset)
+    codes = [entry[0] for entry in ifd0]
+    assert codes == sorted(codes) and len(set(codes)) == len(codes) and next_ifd == 0
+    assert 34664 not in codes and 34855 not in codes
+    pointer = [entry for entry in ifd0 if entry[0] == 34665]
+    assert len(pointer) == 1 and pointer[0][1:3] == (4, 1)  # one LONG
+    (exif_offset,) = struct.unpack("<I", pointer[0][3])
+    assert exif_offset % 2 == 0 and ifd0_offset % 2 == 0
+    exif, exif_next = _ifd_entries(data, exif_offset)
+    assert exif_offset + 2 + 12 * len(exif) + 4 == len(data) and exif_next == 0
+    assert exif == [(34855, 3, 1, struct.pack("<HH", iso, 0)), (36864, 7, 4, b"0231")]
+
+
+def test_iso_exif_ifd_read_by_pillow(tmp_path: Path) -> None:
+    """Independent reader 2: Pillow's EXIF parser (it cannot decode the CFA image itself)."""
+    pil_image = pytest.importorskip("PIL.Image")
+    path = write_dng(tmp_path / "pil.dng", _sample("BGGR"))
+    exif = pil_image.Exif()
+    exif.load(path.read_bytes())
+    assert 0x8827 not in exif  # not in IFD 0
+    assert dict(exif.get_ifd(0x8769)) == {0x8827: 800, 0x9000: b"0231"}
+
+
+def test_exiftool_validate_is_clean(tmp_path: Path) -> None:
+    """``exiftool -validate`` (when installed) finds nothing to warn about."""
+    exiftool = shutil.which("exiftool")
+    if exiftool is None:
+        pytest.skip("exiftool not installed")
+    path = write_dng(tmp_path / "v.dng", _sample("GRBG"))
+    out = subprocess.run([exiftool, "-validate", "-warning", "-a", "-s3", "-ISO", str(path)],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "OK" and "800" in out
+
+
+def test_iso_of_older_files_is_read_from_ifd0(tmp_path: Path) -> None:
+    """A TIFF/EP-style file with ISOSpeedRatings in IFD 0 (as raw-synth wrote before) keeps its ISO."""
+    from raw_synth.io.raw import _tiff_fields
+
+    path = tmp_path / "old.tif"
+    tifffile.imwrite(path, np.zeros((8, 8), np.uint16), extratags=[(34855, "H", 1, 400, True)])
+    assert _tiff_fields(path, "RGGB")["iso"] == 400.0

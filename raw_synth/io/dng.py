@@ -6,7 +6,10 @@ clipped to [0, 65535]. Tags written (DNG specification 1.4):
 
 * TIFF: NewSubfileType 0, ImageWidth/Length, BitsPerSample 16, Compression 1,
   PhotometricInterpretation 32803 (CFA), SamplesPerPixel 1, one strip, Software, and Model
-  plus ISOSpeedRatings (TIFF/EP, in IFD 0) when known;
+  when known;
+* EXIF: when the ISO is known, an Exif IFD (pointer tag 34665 in IFD 0) holding ExifVersion
+  ``0231`` and ISOSpeedRatings (34855, PhotographicSensitivity). The ISO sits only there, where
+  EXIF readers look for it (LibRaw reads it there too; ``exiftool -validate`` flags it in IFD 0);
 * CFA: CFARepeatPatternDim (2, 2), CFAPattern (0 = R, 1 = G, 2 = B), CFAPlaneColor (R, G, B),
   CFALayout 1 (rectangular);
 * levels: BlackLevelRepeatDim (2, 2) with BlackLevel for each site of the 2x2 tile, so every
@@ -29,6 +32,7 @@ Limits that follow from the format (and from what LibRaw reports):
 from __future__ import annotations
 
 import logging
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -54,6 +58,12 @@ SRGB_XYZ_TO_CAM.setflags(write=False)
 
 _COLOUR_INDEX = {"R": 0, "G": 1, "B": 2}
 _INT32_MAX = 2**31 - 1
+_TAG_EXIF_IFD = 34665
+_TAG_EXIF_PLACEHOLDER = _TAG_EXIF_IFD - 1  # no TIFF, EXIF or DNG tag has this code
+_TAG_ISO = 34855
+_TAG_EXIF_VERSION = 36864
+_EXIF_VERSION = b"0231"
+_SHORT, _LONG, _UNDEFINED = 3, 4, 7  # TIFF field types
 _UINT32_MAX = 2**32 - 1
 
 
@@ -105,8 +115,11 @@ def write_dng(path: str | Path, raw: RawImage) -> Path:
     ]
     if camera:
         tags.append((272, "s", 0, camera, True))  # Model
-    if raw.iso is not None:
-        tags.append((34855, "H", 1, int(min(65535, max(1, round(raw.iso)))), True))  # ISOSpeedRatings
+    iso = None if raw.iso is None else int(min(65535, max(1, round(raw.iso))))
+    if iso is not None:
+        # tifffile does not write tag 34665 itself: a LONG under the unused code just below it
+        # (so IFD 0 stays sorted) becomes the ExifIFD pointer after writing
+        tags.append((_TAG_EXIF_PLACEHOLDER, "I", 1, 0, True))
     if raw.wb is not None:
         red, green, blue = _per_colour(raw.wb, "wb", name)
         neutral = (green / red, 1.0, green / blue)
@@ -135,10 +148,49 @@ def write_dng(path: str | Path, raw: RawImage) -> Path:
             metadata=None,
             extratags=sorted(tags, key=lambda tag: tag[0]),
         )
+        if iso is not None:
+            _append_exif_ifd(out, iso)
     except OSError as exc:
         raise RawSynthError(f"{name}: cannot write DNG ({' '.join(str(exc).split())})") from None
     logger.debug("wrote %s: %dx%d %s DNG", name, width, height, raw.cfa)
     return out
+
+
+def _append_exif_ifd(path: Path, iso: int) -> None:
+    """Append an Exif IFD holding ExifVersion and ISOSpeedRatings; point IFD 0's tag 34665 at it.
+
+    The file is a little-endian classic TIFF as tifffile wrote it, with a placeholder LONG
+    entry (code 34664) in IFD 0 that becomes the 34665 pointer. The new IFD starts on a word
+    boundary at the end of the file; both values fit in their entries, so it is
+    2 + 2 * 12 + 4 bytes.
+    """
+    with open(path, "r+b") as file:
+        header = file.read(8)
+        if header[:4] != b"II*\x00":
+            raise OSError(f"unexpected TIFF header {header[:4]!r}")
+        (ifd0,) = struct.unpack("<I", header[4:8])
+        file.seek(ifd0)
+        (count,) = struct.unpack("<H", file.read(2))
+        entries = file.read(12 * count)
+        pointer = None
+        for index in range(count):
+            code, kind, n = struct.unpack_from("<HHI", entries, 12 * index)
+            if code == _TAG_EXIF_PLACEHOLDER and kind == _LONG and n == 1:
+                pointer = ifd0 + 2 + 12 * index
+                break
+        if pointer is None:
+            raise OSError("ExifIFD placeholder tag missing from IFD 0")
+        end = file.seek(0, 2)
+        if end % 2:
+            file.write(b"\x00")
+            end += 1
+        exif = struct.pack("<H", 2)
+        exif += struct.pack("<HHIHH", _TAG_ISO, _SHORT, 1, iso, 0)
+        exif += struct.pack("<HHI4s", _TAG_EXIF_VERSION, _UNDEFINED, 4, _EXIF_VERSION)
+        exif += struct.pack("<I", 0)  # no next IFD
+        file.write(exif)
+        file.seek(pointer)
+        file.write(struct.pack("<HHII", _TAG_EXIF_IFD, _LONG, 1, end))
 
 
 def _whole_dn(value: float, what: str, name: str) -> int:

@@ -374,12 +374,14 @@ def _fields_from_tags(tags: dict, raw_tags: list[dict], cfa: str, file: Path) ->
 
 
 def _iso(tags: dict) -> float | None:
+    """ISOSpeedRatings (34855): from the Exif IFD (where EXIF puts it and raw-synth's DNG
+    writer does), else from IFD 0 (TIFF/EP; older raw-synth DNGs)."""
     candidates: list[Any] = []
-    if _TAG_ISO in tags:
-        candidates.append(tags[_TAG_ISO].value)
     exif = tags.get(_TAG_EXIF)
     if exif is not None and isinstance(exif.value, dict):
-        candidates.append(exif.value.get("ISOSpeedRatings"))
+        candidates.append(exif.value.get("ISOSpeedRatings", exif.value.get("PhotographicSensitivity")))
+    if _TAG_ISO in tags:
+        candidates.append(tags[_TAG_ISO].value)
     for value in candidates:
         if isinstance(value, (tuple, list)):
             value = value[0] if value else None

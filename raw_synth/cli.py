@@ -217,7 +217,9 @@ def _shape(text: str | None) -> tuple[int, int] | None:
 @click.option("--json", "as_json", is_flag=True, help='Print {"shot": [4], "read": [4], ...} (normalised, RGGB order).')
 @click.option("--name", default=None, help="Profile name [default: the output file stem].")
 @click.option("--camera", default=None, help="Copy CFA, levels and colour matrix from this profile.")
-@click.option("--iso", type=float, default=None, help="ISO of every input (default: each file's metadata).")
+@click.option("--iso", "iso", multiple=True, metavar="ISO|FILE=ISO",
+              help="ISO of every input, or FILE=ISO for one file (repeatable) [default: each file's metadata; "
+                   "a single capture level needs none].")
 @click.option("--cfa", default=None, help="Bayer pattern of bare mosaics (.npy, PNG, TIFF, headerless).")
 @click.option("--black", "black_level", type=float, default=None, help="Black level of bare mosaics (DN).")
 @click.option("--white", "white_level", type=float, default=None, help="White level of bare mosaics (DN).")
@@ -225,7 +227,7 @@ def _shape(text: str | None) -> tuple[int, int] | None:
 @_friendly_errors
 def calibrate(noisy: tuple[str, ...], clean: tuple[str, ...], flat: tuple[str, ...], dark: tuple[str, ...],
               dng: tuple[str, ...], out_path: Path | None, as_json: bool, name: str | None, camera: str | None,
-              iso: float | None, cfa: str | None, black_level: float | None, white_level: float | None,
+              iso: tuple[str, ...], cfa: str | None, black_level: float | None, white_level: float | None,
               shape: str | None) -> None:
     """Measure a camera's noise and write it as a camera profile.
 
@@ -234,9 +236,11 @@ def calibrate(noisy: tuple[str, ...], clean: tuple[str, ...], flat: tuple[str, .
     From flat and dark frames: --flat F1 --flat F2 ... --dark D1 ...
     From one noisy RAW:        --noisy N.dng            (blind estimate)
     From a DNG NoiseProfile:   --dng IMG.dng
-    Several ISOs in give a profile with the ISO relation out.
+    Several ISOs in give a profile with the ISO relation out (every file's ISO
+    known: from its metadata or --iso FILE=ISO); one capture level needs no ISO.
     """
     from raw_synth.calibrate import calibrate_files
+    from raw_synth.calibrate.files import parse_iso_option
     from raw_synth.camera import get_profile
 
     if dng:
@@ -260,7 +264,7 @@ def calibrate(noisy: tuple[str, ...], clean: tuple[str, ...], flat: tuple[str, .
     if out_path is None and not as_json:
         raise RawSynthError("give --out PROFILE.yaml and/or --json")
 
-    result = calibrate_files(method, list(paths), iso=iso, cfa=cfa, black_level=black_level,
+    result = calibrate_files(method, list(paths), iso=parse_iso_option(iso), cfa=cfa, black_level=black_level,
                              white_level=white_level, shape=_shape(shape), **extra)
     if out_path is not None:
         base = get_profile(camera) if camera else None
@@ -273,7 +277,8 @@ def calibrate(noisy: tuple[str, ...], clean: tuple[str, ...], flat: tuple[str, .
         summary = result.summary()
         shots = ", ".join(f"{v:.3g}" for v in summary["shot"])
         reads = ", ".join(f"{v:.3g}" for v in summary["read"])
-        click.echo(f"{out_path}: {method} fit at ISO {summary.get('iso')}: shot [{shots}], read [{reads}]")
+        at = "unknown ISO" if summary["iso"] is None else f"ISO {summary['iso']:g}"
+        click.echo(f"{out_path}: {method} fit at {at}: shot [{shots}], read [{reads}]")
 
 
 # ------------------------------------------------------------------------------------ noise-eval

@@ -504,9 +504,20 @@ def test_calibrate_files_pairs_from_npy(tmp_path: Path, scenes: dict) -> None:
         clean_paths.append(_write_npy_mosaic(tmp_path / f"clean{iso}.npy", clean, "GBRG", black, white, False))
     with pytest.raises(RawSynthError, match=r"noisy100.npy: a bare mosaic needs cfa, black_level, white_level"):
         calibrate_files("pairs", noisy_paths, clean=clean_paths, iso=100)
-    with pytest.raises(RawSynthError, match=r"noisy100.npy: ISO unknown"):
-        calibrate_files("pairs", noisy_paths, clean=clean_paths, cfa="GBRG", black_level=black, white_level=white)
-    # one ISO per call here (bare mosaics carry no ISO): calibrate each, then combine
+    mosaic = dict(cfa="GBRG", black_level=black, white_level=white)
+    # an ISO for one file only: the other could be at any ISO
+    with pytest.raises(RawSynthError, match=r"noisy800.npy: ISO unknown \(not in the file's metadata\) while "
+                                            r".*noisy100.npy is at ISO 100; .* --iso .*noisy800.npy=ISO"):
+        calibrate_files("pairs", noisy_paths, clean=clean_paths, iso={noisy_paths[0]: 100}, **mosaic)
+    with pytest.raises(RawSynthError, match=r"iso: elsewhere.npy is not one of the input files"):
+        calibrate_files("pairs", noisy_paths, clean=clean_paths, iso={"elsewhere.npy": 100}, **mosaic)
+    with pytest.raises(RawSynthError, match=r"iso of .*noisy100.npy: expected a positive number, got 0"):
+        calibrate_files("pairs", noisy_paths, clean=clean_paths, iso={noisy_paths[0]: 0}, **mosaic)
+    # one capture level needs no ISO: its fit's ISO is None
+    single = calibrate_files("pairs", noisy_paths[:1], clean=clean_paths[:1], **mosaic)
+    assert list(single.fits) == [None] and single.summary()["iso"] is None
+    assert single.noise["params"]["iso"] == [100] and single.noise["relation"]["assumed_iso"] == 100
+    # one ISO per call (bare mosaics carry no ISO): calibrate each, then combine
     fits = {}
     for k, iso in enumerate((100, 800)):
         cal = calibrate_files("pairs", [noisy_paths[k]], clean=[clean_paths[k]], iso=iso, cfa="GBRG",
@@ -519,6 +530,12 @@ def test_calibrate_files_pairs_from_npy(tmp_path: Path, scenes: dict) -> None:
         assert summary["noise"]["sampler"] == "iso-table" and summary["cfa"] == "GBRG"
         fits[iso] = fit
     assert fit_iso_relation(fits)["params"]["iso"] == [100, 800]
+    # or in one call with an ISO per file (clean files may be named too, their ISO is unused)
+    both = calibrate_files("pairs", noisy_paths, clean=clean_paths, iso={**dict(zip(noisy_paths, (100, 800))),
+                                                                          clean_paths[0]: 100}, **mosaic)
+    assert list(both.fits) == [100.0, 800.0]
+    for iso in (100, 800):
+        np.testing.assert_allclose(both.fits[float(iso)].shot, fits[iso].shot, rtol=1e-12)
 
 
 def test_calibrate_files_blind_and_dng_group_by_iso(tmp_path: Path, scenes: dict) -> None:
@@ -561,3 +578,6 @@ def test_calibrate_files_flat_dark(tmp_path: Path) -> None:
     assert len(summary["per_iso"][0]["files"]) == len(flats) + len(darks)
     with pytest.raises(RawSynthError, match="darks: the flat-dark method needs dark frames"):
         calibrate_files("flat-dark", flat_paths, iso=400, cfa="GRBG", black_level=256, white_level=4095)
+    with pytest.raises(RawSynthError, match=r"dark0.npy: ISO unknown .* while .*flat0.npy is at ISO 400"):
+        calibrate_files("flat-dark", flat_paths, darks=dark_paths, iso=dict.fromkeys(flat_paths, 400), cfa="GRBG",
+                        black_level=256, white_level=4095)

@@ -3,9 +3,16 @@
 :func:`calibrate_files` reads the files (camera RAW/DNG through :func:`raw_synth.io.read_raw`;
 bare mosaics - ``.npy``, ``.png``, ``.tif``/``.tiff``, ``.raw``/``.bin`` or any file with
 ``shape`` - through :func:`raw_synth.io.read_mosaic`, which needs ``cfa``, ``black_level`` and
-``white_level``), groups them by ISO (the ``iso`` argument, else the file's metadata), runs one
-calibration method per ISO and builds the profile ``noise`` section with
-:func:`raw_synth.calibrate.fit_iso_relation`.
+``white_level``), groups them by ISO (the ``iso`` argument - one ISO for every input or one per
+file - else the file's metadata), runs one calibration method per ISO and builds the profile
+``noise`` section with :func:`raw_synth.calibrate.fit_iso_relation`.
+
+ISO: a single capture level needs none. When no input has an ISO (bare mosaics, DNGs without
+EXIF ISO) the inputs are taken as one level of unknown ISO: the fit's ISO is ``None`` (JSON
+``null``). A physics (flat-dark) profile needs no ISO at all; an ``iso-table`` profile needs an
+ISO per row, so its one row is labelled :data:`ASSUMED_ISO` (with a warning when the profile is
+built). When some inputs have an ISO and others not, the unknown ones could be at any level, so
+that is an error naming the file (several ISOs make a multi-ISO profile, which needs every ISO).
 
 Methods:
 
@@ -27,9 +34,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional, Sequence, Union
+from typing import Any, Literal, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -42,7 +50,8 @@ from raw_synth.calibrate.profile_fit import fit_iso_relation
 from raw_synth.errors import RawSynthError
 from raw_synth.io import RawImage, read_mosaic, read_raw
 
-__all__ = ["calibrate_files", "Calibration", "METHODS", "MOSAIC_SUFFIXES", "load_raw_file"]
+__all__ = ["calibrate_files", "Calibration", "METHODS", "MOSAIC_SUFFIXES", "ASSUMED_ISO", "load_raw_file",
+           "parse_iso_option"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +62,11 @@ METHODS: tuple[str, ...] = ("pairs", "flat-dark", "blind", "dng")
 MOSAIC_SUFFIXES = (".npy", ".png", ".tif", ".tiff", ".raw", ".bin")
 """File types read as bare mosaics (with explicit cfa/black/white) rather than camera RAW."""
 
+ASSUMED_ISO = 100.0
+"""ISO that labels the ``iso-table`` row of a calibration whose ISO is unknown."""
+
 PathLike = Union[str, Path]
+IsoArg = Union[float, Mapping[PathLike, float], None]
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,8 +75,11 @@ class Calibration:
 
     Attributes:
         method: the method used.
-        fits: ``{iso: NoiseFit or PhysicsFit}``, ISOs ascending.
-        noise: the camera-profile ``noise`` section (see :func:`fit_iso_relation`).
+        fits: ``{iso: NoiseFit or PhysicsFit}``, ISOs ascending; the one key is ``None`` when
+            the inputs' ISO is unknown (one capture level).
+        noise: the camera-profile ``noise`` section (see :func:`fit_iso_relation`); for an
+            unknown ISO its ``relation.isos`` is ``[None]`` and an ``iso-table`` row is labelled
+            ``relation.assumed_iso`` (:data:`ASSUMED_ISO`).
         files: ``{iso: [file, ...]}``, the inputs of each ISO.
         cfa: native CFA of the inputs.
         black_level: black level per plane (DN) of the inputs.
@@ -73,9 +89,9 @@ class Calibration:
     """
 
     method: str
-    fits: dict[float, Union[NoiseFit, PhysicsFit]]
+    fits: dict[Optional[float], Union[NoiseFit, PhysicsFit]]
     noise: dict[str, Any]
-    files: dict[float, list[str]]
+    files: dict[Optional[float], list[str]]
     cfa: str
     black_level: tuple[float, float, float, float]
     white_level: float
@@ -88,8 +104,9 @@ class Calibration:
         Returns:
             ``{"method", "iso", "shot": [4], "read": [4], "isos": [...], "per_iso": [...],
             "noise": {...}, "cfa", "black_level", "white_level", "camera"}``. ``shot``/``read``
-            (normalised, R, Gr, Gb, B) and ``iso`` are those of the lowest ISO; ``per_iso``
-            lists every ISO with its fit's details (``to_dict()``) and files.
+            (normalised, R, Gr, Gb, B) and ``iso`` are those of the lowest ISO (``iso`` is
+            ``None`` when unknown); ``per_iso`` lists every ISO with its fit's details
+            (``to_dict()``) and files.
         """
         per_iso = []
         for iso, fit in self.fits.items():
@@ -126,6 +143,10 @@ class Calibration:
         """
         from raw_synth.camera import CameraProfile, NoiseSection
 
+        if None in self.fits and self.noise["sampler"] == "iso-table":
+            logger.warning("%s: ISO unknown; the profile's iso-table labels this noise level ISO %g (generated "
+                           "samples record that ISO); give the real one with --iso ISO", name,
+                           self.noise["relation"]["assumed_iso"])
         section = NoiseSection(model=self.noise["model"], sampler=self.noise["sampler"], params=self.noise["params"])
         if base is not None:
             return base.replace(name=name, noise=section)
@@ -142,10 +163,16 @@ class Calibration:
             bit_depth=bit_depth,
             black_level=tuple(float(v) for v in self.black_level),  # type: ignore[arg-type]
             white_level=(float(self.white_level),) * 4,
-            xyz_to_cam=tuple(tuple(float(v) for v in row) for row in np.asarray(matrix)),
+            xyz_to_cam=tuple(tuple(float(v) for v in row) for row in np.asarray(matrix)),  # type: ignore[misc]
             noise=section,
-            description=description or f"noise calibrated from {self.method}",
+            description=description or f"noise calibrated from {self.method}{self._unknown_iso_note()}",
         )
+
+    def _unknown_iso_note(self) -> str:
+        if None not in self.fits:
+            return ""
+        assumed = self.noise["relation"].get("assumed_iso")
+        return " at an unknown ISO" + (f" (iso-table row labelled ISO {assumed:g})" if assumed is not None else "")
 
 
 def load_raw_file(
@@ -175,21 +202,121 @@ def load_raw_file(
     """
     file = Path(path)
     if shape is not None or file.suffix.lower() in MOSAIC_SUFFIXES:
-        missing = [n for n, v in (("cfa", cfa), ("black_level", black_level), ("white_level", white_level)) if v is None]
+        given = (("cfa", cfa), ("black_level", black_level), ("white_level", white_level))
+        missing = [n for n, v in given if v is None]
         if missing:
             raise RawSynthError(f"{path}: a bare mosaic needs {', '.join(missing)} (it has no metadata)")
         return read_mosaic(path, cfa, black_level, white_level, shape=shape, dtype=dtype)  # type: ignore[arg-type]
     return read_raw(path)
 
 
-def _group(images: list[RawImage], iso: Optional[float]) -> dict[float, list[int]]:
-    groups: dict[float, list[int]] = {}
-    for i, image in enumerate(images):
-        value = iso if iso is not None else image.iso
-        if value is None:
-            raise RawSynthError(f"{image.source}: ISO unknown (not in the file's metadata); give the ISO explicitly")
-        groups.setdefault(float(value), []).append(i)
-    return dict(sorted(groups.items()))
+def _path_key(path: PathLike) -> str:
+    return os.path.normcase(os.path.abspath(os.fspath(path)))
+
+
+def _iso_lookup(iso: IsoArg, inputs: Sequence[PathLike]) -> dict[str, float]:
+    """``{normalised path: ISO}`` from ``iso`` (one value for all inputs, or per file)."""
+    keys = [_path_key(p) for p in inputs]
+    if iso is None:
+        return {}
+    if not isinstance(iso, Mapping):
+        return dict.fromkeys(keys, _positive_iso(iso, "iso"))
+    lookup = {}
+    for path, value in iso.items():
+        key = _path_key(path)
+        if key not in keys:
+            raise RawSynthError(f"iso: {path} is not one of the input files")
+        if key in lookup:
+            raise RawSynthError(f"iso: {path} given twice")
+        lookup[key] = _positive_iso(value, f"iso of {path}")
+    return lookup
+
+
+def _positive_iso(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise RawSynthError(f"{what}: expected a positive number, got {value!r}")
+    return float(value)
+
+
+def _image_isos(
+    images: list[RawImage], paths: Sequence[PathLike], lookup: dict[str, float]
+) -> list[Optional[float]]:
+    """Each image's ISO: given (``lookup``), else from its metadata, else ``None``."""
+    return [lookup.get(_path_key(path), image.iso) for image, path in zip(images, paths)]
+
+
+def _check_iso_known(images: list[RawImage], isos: list[Optional[float]]) -> None:
+    """All ISOs known, or none (one capture level of unknown ISO); a mix is an error."""
+    known = [(image, value) for image, value in zip(images, isos) if value is not None]
+    unknown = [image for image, value in zip(images, isos) if value is None]
+    if known and unknown:
+        other, value = known[0]
+        raise RawSynthError(
+            f"{unknown[0].source}: ISO unknown (not in the file's metadata) while {other.source} is at ISO "
+            f"{value:g}; calibrating several files needs every ISO: give it with --iso {unknown[0].source}=ISO "
+            f"(or --iso ISO for every input)"
+        )
+
+
+def _group(isos: list[Optional[float]]) -> dict[Optional[float], list[int]]:
+    groups: dict[Optional[float], list[int]] = {}
+    for i, value in enumerate(isos):
+        groups.setdefault(value, []).append(i)
+    if None in groups:
+        return groups
+    return dict(sorted(groups.items(), key=lambda item: item[0] or 0.0))
+
+
+def _noise_section(fits: dict[Optional[float], Union[NoiseFit, PhysicsFit]]) -> dict[str, Any]:
+    """:func:`fit_iso_relation`, with the one fit of an unknown ISO labelled :data:`ASSUMED_ISO`."""
+    if None not in fits:
+        return fit_iso_relation(fits)  # type: ignore[arg-type]
+    section = fit_iso_relation({ASSUMED_ISO: fits[None]})
+    section["relation"]["isos"] = [None]
+    if section["sampler"] == "iso-table":
+        section["relation"]["assumed_iso"] = section["params"]["iso"][0]
+    return section
+
+
+def _iso_prefix(key: Optional[float]) -> str:
+    return "" if key is None else f"ISO {key:g}: "
+
+
+def parse_iso_option(values: Sequence[str]) -> IsoArg:
+    """Parse ``raw-synth calibrate --iso`` values for :func:`calibrate_files`.
+
+    Args:
+        values: the option's values: one ``ISO`` for every input, or any number of
+            ``FILE=ISO`` (the ISO of one input file).
+
+    Returns:
+        ``None`` (no value), a float, or ``{file: ISO}``.
+
+    Raises:
+        RawSynthError: on a value that is not a positive number, a file given twice, or a
+            plain ISO mixed with others.
+    """
+    if not values:
+        return None
+    per_file: dict[PathLike, float] = {}
+    plain: list[float] = []
+    for text in values:
+        path, sep, number = text.rpartition("=")
+        try:
+            value = float(number)
+        except ValueError:
+            value = float("nan")
+        if not (math.isfinite(value) and value > 0) or (sep and not path):
+            raise RawSynthError(f"--iso: expected ISO or FILE=ISO with a positive ISO, got {text!r}")
+        if not sep:
+            plain.append(value)
+        elif path in per_file:
+            raise RawSynthError(f"--iso: {path} given twice")
+        else:
+            per_file[path] = value
+    if plain and (len(plain) > 1 or per_file):
+        raise RawSynthError("--iso: give one ISO for every input, or FILE=ISO for each file, not both")
+    return plain[0] if plain else per_file
 
 
 def _check_same_format(images: list[RawImage], reference: RawImage) -> None:
@@ -214,7 +341,7 @@ def calibrate_files(
     *,
     clean: Optional[Sequence[PathLike]] = None,
     darks: Optional[Sequence[PathLike]] = None,
-    iso: Optional[float] = None,
+    iso: IsoArg = None,
     cfa: Optional[str] = None,
     black_level: Union[float, Sequence[float], None] = None,
     white_level: Optional[float] = None,
@@ -228,7 +355,10 @@ def calibrate_files(
         paths: the main inputs: noisy images (pairs, blind), flat frames (flat-dark) or DNG files.
         clean: clean images matching ``paths`` one to one (pairs only).
         darks: dark frames (flat-dark only).
-        iso: ISO of every input; by default each file's metadata (required for bare mosaics).
+        iso: ISO of every input, or ``{file: ISO}`` for some inputs (``paths`` and ``darks``;
+            ``clean`` files may be named, their ISO is not used); by default each file's
+            metadata. A single capture level needs none (its fit's ISO is then ``None``);
+            inputs with an ISO mixed with inputs without one are an error.
         cfa: Bayer pattern of bare mosaics (``RGGB``, ``GRBG``, ``GBRG``, ``BGGR``).
         black_level: black level of bare mosaics, DN (one value or 4, R, Gr, Gb, B order).
         white_level: white level of bare mosaics, DN.
@@ -241,7 +371,7 @@ def calibrate_files(
 
     Raises:
         RawSynthError: on an unknown method, missing or mismatched inputs, unreadable files,
-            an unknown ISO, or a failed fit (naming the ISO).
+            an unknown ISO among known ones (naming the file), or a failed fit (naming the ISO).
     """
     if method not in METHODS:
         raise RawSynthError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
@@ -251,13 +381,21 @@ def calibrate_files(
         raise RawSynthError(f"clean: only used by the 'pairs' method, not {method!r}")
     if darks is not None and method != "flat-dark":
         raise RawSynthError(f"darks: only used by the 'flat-dark' method, not {method!r}")
-    if iso is not None and not (isinstance(iso, (int, float)) and math.isfinite(iso) and iso > 0):
-        raise RawSynthError(f"iso: expected a positive number, got {iso!r}")
+    lookup = _iso_lookup(iso, [*paths, *(clean or []), *(darks or [])])
     read = dict(cfa=cfa, black_level=black_level, white_level=white_level, shape=shape, dtype=dtype)
     images = [load_raw_file(p, **read) for p in paths]  # type: ignore[arg-type]
     reference = images[0]
-    groups = _group(images, iso)
-    fits: dict[float, Union[NoiseFit, PhysicsFit]] = {}
+    isos = _image_isos(images, paths, lookup)
+    dark_images: list[RawImage] = []
+    dark_isos: list[Optional[float]] = []
+    if method == "flat-dark" and darks:
+        dark_images = [load_raw_file(p, **read) for p in darks]  # type: ignore[arg-type]
+        dark_isos = _image_isos(dark_images, darks, lookup)
+    _check_iso_known(images + dark_images, isos + dark_isos)
+    groups = _group(isos)
+    if None in groups:
+        logger.info("ISO unknown for all %d inputs: calibrated as one capture level", len(images) + len(dark_images))
+    fits: dict[Optional[float], Union[NoiseFit, PhysicsFit]] = {}
     files = {key: [str(images[i].source) for i in idx] for key, idx in groups.items()}
 
     if method == "dng":
@@ -285,7 +423,7 @@ def calibrate_files(
                 fit = fit_pairs([images[i].packed for i in idx], [clean_images[i].packed for i in idx],
                                 clip_low=low, clip_high=high)
             except RawSynthError as exc:
-                raise RawSynthError(f"ISO {key:g}: {exc}") from None
+                raise RawSynthError(f"{_iso_prefix(key)}{exc}") from None
             fits[key] = _with_source(fit, files[key])
     elif method == "blind":
         _check_same_format(images, reference)
@@ -294,29 +432,30 @@ def calibrate_files(
             try:
                 fit = estimate_blind([images[i].packed for i in idx], clip_low=low, clip_high=high)
             except RawSynthError as exc:
-                raise RawSynthError(f"ISO {key:g}: {exc}") from None
+                raise RawSynthError(f"{_iso_prefix(key)}{exc}") from None
             fits[key] = _with_source(fit, files[key])
     else:  # flat-dark
         if not darks:
             raise RawSynthError("darks: the flat-dark method needs dark frames")
-        dark_images = [load_raw_file(p, **read) for p in darks]  # type: ignore[arg-type]
         _check_same_format(images + dark_images, reference)
-        dark_groups = _group(dark_images, iso)
+        dark_groups = _group(dark_isos)
         for key, idx in groups.items():
             if key not in dark_groups:
-                raise RawSynthError(f"darks: no dark frames at ISO {key:g} (have {', '.join(f'{k:g}' for k in dark_groups) or 'none'})")
+                have = ", ".join(f"{k:g}" for k in dark_groups if k is not None) or "none"
+                raise RawSynthError(f"darks: no dark frames at {_iso_prefix(key)[:-2] or 'this ISO'} (have {have})")
             try:
-                fit = fit_flat_dark([images[i].packed for i in idx], [dark_images[i].packed for i in dark_groups[key]],
-                                    reference.white_level, reference.black_level)
+                physics = fit_flat_dark([images[i].packed for i in idx],
+                                        [dark_images[i].packed for i in dark_groups[key]],
+                                        reference.white_level, reference.black_level)
             except RawSynthError as exc:
-                raise RawSynthError(f"ISO {key:g}: {exc}") from None
-            fits[key] = fit
+                raise RawSynthError(f"{_iso_prefix(key)}{exc}") from None
+            fits[key] = physics
             files[key] = files[key] + [str(dark_images[i].source) for i in dark_groups[key]]
 
     return Calibration(
         method=method,
         fits=fits,
-        noise=fit_iso_relation(fits),
+        noise=_noise_section(fits),
         files=files,
         cfa=reference.cfa,
         black_level=reference.black_level,

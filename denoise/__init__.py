@@ -1,12 +1,12 @@
 """The companion RAW denoiser: a 4-channel SSDNet trained on raw-synth shards and scored on SIDD.
 
-This package grows with the denoiser issues (model, ``ShardDataset``, training loop, SIDD
-evaluation). It shares the building blocks of :mod:`raw_synth.models`.
+The network itself is a :mod:`raw_synth.models` model (the SSDNet body with a RAW head, presets
+``denoiser-tiny`` and ``denoiser-paper`` in the one model registry), so
+``raw_synth.checkpoint.load_model(path, kind="denoiser")`` rebuilds saved denoisers without
+importing this package.
 
-Importing it registers the ``ssdnet-denoiser`` architecture with :mod:`raw_synth.checkpoint`, so
-``load_model(path, kind="denoiser")`` rebuilds saved denoisers.
-
-* :mod:`denoise.models` - :class:`SSDNetDenoiser`, :class:`DenoiserConfig`, presets, :func:`create_denoiser`.
+* :mod:`denoise.models` - the denoiser names: :class:`SSDNetDenoiser`, :class:`DenoiserConfig`,
+  presets, :func:`create_denoiser` (aliases of the registry's).
 * :mod:`denoise.dataset` - :class:`ShardDataset` (Bayer-safe augmentation, split by shard), :func:`make_sampler`.
 * :mod:`denoise.config` / :mod:`denoise.train` - YAML recipes and :func:`train_denoiser`.
 * :mod:`denoise.inference` - :func:`load_denoiser`, :func:`denoise_packed` (tiled).

@@ -32,7 +32,6 @@ file, for the submission files (:func:`write_submissions`).
 from __future__ import annotations
 
 import datetime as _dt
-import importlib
 import logging
 import re
 import time
@@ -179,16 +178,6 @@ def model_method(model: torch.nn.Module, name: str, device: Union[str, torch.dev
     return Method(name, "checkpoint", desc, conditioned, run, checkpoint, sha, {"conditioned": conditioned, **extra})
 
 
-def _register_denoiser_architectures() -> None:
-    """``import denoise`` (and ``denoise.models`` while the package does not import it itself)."""
-    importlib.import_module("denoise")
-    try:
-        importlib.import_module("denoise.models")
-    except ModuleNotFoundError as exc:  # the model package is optional for baselines
-        if exc.name != "denoise.models":
-            raise
-
-
 def load_method(spec: str, device: Union[str, torch.device] = "cpu") -> Method:
     """A method from a ``--model`` value: a baseline name or a denoiser checkpoint.
 
@@ -217,7 +206,6 @@ def load_method(spec: str, device: Union[str, torch.device] = "cpu") -> Method:
             f"--model {name}: no such checkpoint file and not a baseline ({', '.join(BASELINES)})")
     from raw_synth.checkpoint import file_sha256, load_model
 
-    _register_denoiser_architectures()
     model, meta = load_model(path, kind="denoiser", device=device)
     return model_method(model, path.stem, device, checkpoint=str(path), sha256=file_sha256(path),
                         architecture=meta.get("architecture"), config=meta.get("config"), extra=meta.get("extra"))

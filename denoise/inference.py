@@ -45,7 +45,6 @@ def load_denoiser(path: str | Path, device: str | torch.device = "cpu") -> tuple
     Raises:
         RawSynthError: Missing file, not a checkpoint, another kind of model, damaged weights.
     """
-    import denoise.models  # noqa: F401  (registers the architecture)
     from raw_synth.checkpoint import load_model
 
     return load_model(path, kind="denoiser", device=device)

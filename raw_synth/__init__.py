@@ -4,7 +4,8 @@ The public surface is small: the CFA helpers in :mod:`raw_synth.cfa`, camera pro
 :mod:`raw_synth.camera`, the forward and inverse ISP in :mod:`raw_synth.isp`, readers and
 writers in :mod:`raw_synth.io`, noise in :mod:`raw_synth.noise`, metrics in
 :mod:`raw_synth.metrics`, the inverse-ISP engines in :mod:`raw_synth.engine`, and the two
-entry points most users need at top level: :func:`create_model` and :func:`open_shards`.
+entry points most users need at top level: :func:`create_model` (any registered network: the
+inverse-ISP and denoiser presets, see :func:`list_models`) and :func:`open_shards`.
 Heavy dependencies (torch models, zarr, h5py) load only when those names are first used.
 """
 

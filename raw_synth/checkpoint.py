@@ -4,7 +4,8 @@ A raw-synth checkpoint is a plain ``.safetensors`` file. Its string metadata hol
 
 * ``format`` - always :data:`CHECKPOINT_FORMAT`;
 * ``kind`` - what the model does: ``"ssdnet-isp"`` (sRGB to RAW) or ``"denoiser"``;
-* ``architecture`` - the network class, e.g. ``"ssdnet"``;
+* ``architecture`` - the network class, e.g. ``"ssdnet"`` or ``"ssdnet-denoiser"``, resolved
+  through the model registry (:func:`raw_synth.models.build_model`; nothing to import first);
 * ``config`` - JSON of the model's dataclass config, enough to rebuild it;
 * ``extra`` - JSON of anything else (training data, steps, camera colour facts, metrics).
 
@@ -32,13 +33,14 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
 from raw_synth.errors import RawSynthError
+from raw_synth.models.registry import build_model, list_architectures, register_architecture
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -64,26 +66,6 @@ _NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64, torch.complex64, t
 # Config fields that count blocks or layers: each one holds at least one tensor of the file.
 _DEPTH_FIELD = re.compile(r"(blocks|depths?|layers)$")
 
-# architecture name -> (builder from a config dict, config-to-dict function)
-_ARCHITECTURES: dict[str, Callable[[dict[str, Any]], nn.Module]] = {}
-
-
-def register_architecture(name: str, builder: Callable[[dict[str, Any]], nn.Module]) -> None:
-    """Make :func:`load_model` able to rebuild ``name`` from its config dict.
-
-    The builder must work under ``with torch.device("meta")`` (no data-dependent code in
-    ``__init__``): :func:`load_model` first builds the model there to check its size and shapes.
-    """
-    _ARCHITECTURES[name] = builder
-
-
-def _builtin_architectures() -> None:
-    if "ssdnet" not in _ARCHITECTURES:
-        from raw_synth.models import SSDNet, SSDNetConfig
-
-        register_architecture("ssdnet", lambda config: SSDNet(SSDNetConfig.from_dict(config)))
-
-
 def file_sha256(path: str | Path) -> str:
     """Hex sha256 of a file (identifies the engine checkpoint in a store's manifest)."""
     digest = hashlib.sha256()
@@ -98,7 +80,7 @@ def save_model(
     model: nn.Module,
     *,
     kind: str,
-    architecture: str = "ssdnet",
+    architecture: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write a model's weights and config as a safetensors checkpoint.
@@ -107,7 +89,8 @@ def save_model(
         path: Output ``.safetensors`` path (parent folders are created).
         model: A model with a ``config`` attribute that has ``to_dict()``.
         kind: ``"ssdnet-isp"`` or ``"denoiser"``.
-        architecture: Registered architecture name.
+        architecture: Registered architecture name (default: the model class's ``architecture``,
+            e.g. ``"ssdnet"`` or ``"ssdnet-denoiser"``; ``"ssdnet"`` for a class without one).
         extra: JSON-able facts stored beside the config.
 
     Returns:
@@ -123,7 +106,7 @@ def save_model(
     metadata = {
         "format": CHECKPOINT_FORMAT,
         "kind": kind,
-        "architecture": architecture,
+        "architecture": architecture or getattr(type(model), "architecture", None) or "ssdnet",
         "config": json.dumps(config.to_dict()),
         "extra": json.dumps(extra or {}),
     }
@@ -260,11 +243,9 @@ def load_model(
     metadata = read_checkpoint_metadata(path)
     if metadata["kind"] != kind:
         raise RawSynthError(f"{path}: checkpoint holds a {metadata['kind']!r} model, expected {kind!r}")
-    _builtin_architectures()
     architecture = metadata["architecture"]
-    builder = _ARCHITECTURES.get(architecture)
-    if builder is None:
-        known = ", ".join(sorted(_ARCHITECTURES))
+    if architecture not in list_architectures():
+        known = ", ".join(list_architectures())
         raise RawSynthError(f"{path}: unknown architecture {architecture!r} (known: {known})")
     try:
         handle_context = safe_open(str(path), framework="pt")
@@ -275,7 +256,7 @@ def load_model(
         _check_config_bounds(path, metadata["config"], len(shapes))
         try:
             with torch.device("meta"):
-                model = builder(metadata["config"])
+                model = build_model(architecture, metadata["config"])
         except RawSynthError as error:
             raise RawSynthError(f"{path}: invalid model config ({error})") from None
         except Exception as error:  # a builder's own failure on a config it does not accept
@@ -300,7 +281,7 @@ def load_model(
     # checkpoint fills (non-persistent buffers): those need a normal build.
     assign = not _meta_leftovers(model)
     if not assign:
-        model = builder(metadata["config"])
+        model = build_model(architecture, metadata["config"])
     try:
         model.load_state_dict(state, strict=True, assign=assign)
     except RuntimeError as error:

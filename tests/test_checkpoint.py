@@ -52,3 +52,35 @@ def test_bad_checkpoints_give_one_line_errors(tmp_path: Path) -> None:
     save_file(state, str(small), metadata=metadata)
     with pytest.raises(RawSynthError, match=r"mix.safetensors: weights do not match the ssdnet config"):
         load_model(small, kind="ssdnet-isp")
+
+
+def test_registered_architectures_load_and_unknown_ones_are_listed(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import asdict, dataclass
+
+    from raw_synth.checkpoint import register_architecture
+    from raw_synth.models import registry
+
+    monkeypatch.setattr(registry, "_ARCHITECTURES", dict(registry._ARCHITECTURES))
+
+    @dataclass(frozen=True)
+    class ScaleConfig:
+        channels: int = 4
+
+        def to_dict(self) -> dict:
+            return asdict(self)
+
+    class Scale(torch.nn.Module):
+        def __init__(self, config: ScaleConfig) -> None:
+            super().__init__()
+            self.config = config
+            self.weight = torch.nn.Parameter(torch.full((config.channels,), 2.0))
+
+    register_architecture("test-scale", lambda config: Scale(ScaleConfig(**config)))
+    path = save_model(tmp_path / "s.safetensors", Scale(ScaleConfig(3)), kind="denoiser", architecture="test-scale")
+    loaded, meta = load_model(path, kind="denoiser")
+    assert isinstance(loaded, Scale) and loaded.config == ScaleConfig(3) and meta["architecture"] == "test-scale"
+    unknown = save_model(tmp_path / "u.safetensors", create_model("tiny"), kind="ssdnet-isp", architecture="unet")
+    with pytest.raises(RawSynthError, match=r"u.safetensors: unknown architecture 'unet' \(known: ssdnet, "
+                                            r"ssdnet-denoiser,.* test-scale\)$"):
+        load_model(unknown, kind="ssdnet-isp")

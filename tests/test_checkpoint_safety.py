@@ -103,8 +103,6 @@ def test_non_finite_checkpoint_is_refused_by_load_model(tmp_path: Path, value: f
 
 
 def test_several_bad_tensors_are_counted_and_denoisers_refused(tmp_path: Path) -> None:
-    import denoise.models  # noqa: F401  (registers the denoiser architecture)
-
     src = _need(DENOISER)
     state, _ = _tensors_and_metadata(src)
     names = sorted(name for name, value in state.items() if value.is_floating_point())[:3]
@@ -278,8 +276,6 @@ def test_shape_mismatch_names_the_tensor(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path, kind", [(ISP, "ssdnet-isp"), (DENOISER, "denoiser")])
 def test_bundled_checkpoints_load_unchanged(path: Path, kind: str) -> None:
-    import denoise.models  # noqa: F401
-
     model, _ = load_model(_need(path), kind=kind)
     state, _ = _tensors_and_metadata(path)
     loaded = model.state_dict()

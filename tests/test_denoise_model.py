@@ -77,8 +77,11 @@ def test_config_and_presets() -> None:
     assert DenoiserConfig.from_dict(cfg.to_dict()) == cfg and cfg.to_dict()["enc_blocks"] == list(cfg.enc_blocks)
     with torch.device("meta"):
         assert SSDNetDenoiser(paper).num_parameters() == 35_565_124
-    with pytest.raises(RawSynthError, match="unknown denoiser 'huge': expected one of denoiser-paper, denoiser-tiny"):
+    with pytest.raises(RawSynthError, match="unknown denoiser 'huge': expected one of denoiser-paper, denoiser-tiny$"):
         create_denoiser("huge")
+    with pytest.raises(RawSynthError, match="unknown denoiser 'tiny': expected one of denoiser-paper, denoiser-tiny$"):
+        create_denoiser("tiny")  # an inverse-ISP preset
+    assert isinstance(create_model("denoiser-tiny", **SMALL), SSDNetDenoiser)  # the one registry builds it too
     with pytest.raises(RawSynthError, match="unknown override\\(s\\) depth"):
         create_denoiser("denoiser-tiny", depth=3)
     with pytest.raises(RawSynthError, match="denoiser config: unknown field\\(s\\) colour"):

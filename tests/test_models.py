@@ -361,8 +361,8 @@ def test_paper_preset_layout() -> None:
 
 
 def test_presets_build_and_run() -> None:
-    assert list_models() == ["small", "ssdnet-paper", "tiny"]
-    assert set(PRESETS) == set(list_models())
+    assert list_models(kind="ssdnet-isp") == ["small", "ssdnet-paper", "tiny"]
+    assert set(PRESETS) == set(list_models(kind="ssdnet-isp"))
     small = _count_on_meta("small")
     tiny = _count_on_meta("tiny")
     assert tiny < small < _count_on_meta("ssdnet-paper")
@@ -371,7 +371,8 @@ def test_presets_build_and_run() -> None:
 
 
 def test_create_model_errors() -> None:
-    with pytest.raises(RawSynthError, match=r"unknown model 'huge': expected one of small, ssdnet-paper, tiny"):
+    with pytest.raises(RawSynthError, match=r"unknown model 'huge': expected one of denoiser-paper, denoiser-tiny, "
+                                            r"small, ssdnet-paper, tiny$"):
         create_model("huge")
     with pytest.raises(RawSynthError, match=r"model 'tiny': unknown override\(s\) depth; known: "):
         create_model("tiny", depth=3)

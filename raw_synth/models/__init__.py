@@ -1,4 +1,14 @@
-"""SSDNet inverse ISP: network, building blocks, presets and soft-supervision losses.
+"""SSDNet networks: one shared body, task heads (inverse ISP, RAW denoiser), presets and losses.
+
+* :mod:`~raw_synth.models.blocks` - context-fusion blocks, down/up-samplers.
+* :mod:`~raw_synth.models.config` - the config family: :class:`SSDNetBodyConfig`,
+  :class:`SSDNetConfig` (inverse ISP), :class:`DenoiserConfig` (denoiser).
+* :mod:`~raw_synth.models.body` - :class:`SSDNetBody`, the U-Net the task models subclass.
+* :mod:`~raw_synth.models.ssdnet` - :class:`SSDNet` (sRGB -> packed RAW, mean/variance heads) and
+  its test-time helpers; :mod:`~raw_synth.models.denoiser` - :class:`SSDNetDenoiser`.
+* :mod:`~raw_synth.models.registry` - :func:`create_model`, :func:`list_models`, :func:`register_model`.
+
+Importing the package registers every preset and architecture.
 
 Example:
     >>> import torch
@@ -21,9 +31,22 @@ from raw_synth.models.blocks import (
     Upsample,
     layer_norm_2d,
 )
+from raw_synth.models.body import SSDNetBody, pad_to_multiple
+from raw_synth.models.config import DenoiserConfig, SSDNetBodyConfig, SSDNetConfig
+from raw_synth.models.denoiser import DENOISER_PRESETS, SSDNetDenoiser
 from raw_synth.models.losses import L1Loss, ResamplingLoss, l1_loss, resampling_loss
-from raw_synth.models.registry import PRESETS, SSDNetConfig, create_model, get_config, list_models
-from raw_synth.models.ssdnet import SSDNet, pad_to_multiple, self_ensemble_x8, test_resample
+from raw_synth.models.registry import (
+    ModelEntry,
+    build_model,
+    create_model,
+    get_config,
+    list_architectures,
+    list_models,
+    model_entry,
+    register_architecture,
+    register_model,
+)
+from raw_synth.models.ssdnet import PRESETS, SSDNet, self_ensemble_x8, test_resample
 
 __all__ = [
     "ContextFusionAttention",
@@ -33,17 +56,28 @@ __all__ = [
     "TransformerBlock",
     "Upsample",
     "layer_norm_2d",
+    "SSDNetBody",
+    "pad_to_multiple",
+    "SSDNetBodyConfig",
+    "SSDNetConfig",
+    "DenoiserConfig",
+    "SSDNet",
+    "SSDNetDenoiser",
+    "PRESETS",
+    "DENOISER_PRESETS",
     "L1Loss",
     "ResamplingLoss",
     "l1_loss",
     "resampling_loss",
-    "PRESETS",
-    "SSDNetConfig",
+    "ModelEntry",
+    "build_model",
     "create_model",
     "get_config",
+    "list_architectures",
     "list_models",
-    "SSDNet",
-    "pad_to_multiple",
+    "model_entry",
+    "register_architecture",
+    "register_model",
     "self_ensemble_x8",
     "test_resample",
 ]

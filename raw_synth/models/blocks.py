@@ -320,39 +320,49 @@ class TransformerBlock(nn.Module):
         return x + self.ffn(self.norm2(x))
 
 
-class Downsample(nn.Module):
+class _ShuffleResample(nn.Module):
+    """A 3x3 conv then a pixel (un)shuffle by 2: the base of :class:`Downsample` and :class:`Upsample`.
+
+    Args:
+        dim: Input channels ``C`` (even).
+        down: ``True``: conv ``C -> C/2`` and PixelUnshuffle(2); ``False``: conv ``C -> 2C`` and
+            PixelShuffle(2).
+    """
+
+    def __init__(self, dim: int, down: bool) -> None:
+        super().__init__()
+        _check_positive(dim, "dim")
+        if dim % 2:
+            raise RawSynthError(f"dim: {type(self).__name__} needs an even channel count, got {dim}")
+        out_channels, shuffle = (dim // 2, nn.PixelUnshuffle(2)) if down else (2 * dim, nn.PixelShuffle(2))
+        self.body = nn.Sequential(nn.Conv2d(dim, out_channels, 3, padding=1, bias=False), shuffle)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Resample ``x`` ``(B, C, H, W)`` (see the class)."""
+        return self.body(x)
+
+
+class Downsample(_ShuffleResample):
     """Halve the resolution, double the channels: 3x3 conv ``C -> C/2`` then PixelUnshuffle(2).
 
+    ``(B, C, H, W)`` with even ``H, W`` -> ``(B, 2C, H/2, W/2)``.
+
     Args:
         dim: Input channels ``C`` (even).
     """
 
     def __init__(self, dim: int) -> None:
-        super().__init__()
-        _check_positive(dim, "dim")
-        if dim % 2:
-            raise RawSynthError(f"dim: Downsample needs an even channel count, got {dim}")
-        self.body = nn.Sequential(nn.Conv2d(dim, dim // 2, 3, padding=1, bias=False), nn.PixelUnshuffle(2))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W)`` with even ``H, W`` -> ``(B, 2C, H/2, W/2)``."""
-        return self.body(x)
+        super().__init__(dim, down=True)
 
 
-class Upsample(nn.Module):
+class Upsample(_ShuffleResample):
     """Double the resolution, halve the channels: 3x3 conv ``C -> 2C`` then PixelShuffle(2).
 
+    ``(B, C, H, W)`` -> ``(B, C/2, 2H, 2W)``.
+
     Args:
         dim: Input channels ``C`` (even).
     """
 
     def __init__(self, dim: int) -> None:
-        super().__init__()
-        _check_positive(dim, "dim")
-        if dim % 2:
-            raise RawSynthError(f"dim: Upsample needs an even channel count, got {dim}")
-        self.body = nn.Sequential(nn.Conv2d(dim, 2 * dim, 3, padding=1, bias=False), nn.PixelShuffle(2))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W)`` -> ``(B, C/2, 2H, 2W)``."""
-        return self.body(x)
+        super().__init__(dim, down=False)

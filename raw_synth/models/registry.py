@@ -1,199 +1,196 @@
-"""SSDNet configurations: the :class:`SSDNetConfig` dataclass, named presets and the factory.
+"""The model registry: named presets of every task and the architectures checkpoints name.
 
-Presets:
+A preset is a function that returns a config, registered with :func:`register_model` next to its
+model class (timm-style); its name is the function's, ``_`` written ``-``::
 
-* ``ssdnet-paper``: the released SSDNet (dim 48, blocks 4/6/6/8, refinement 4, heads 1/2/4/8,
-  FFN factor 2.66, bias-free LayerNorm), 36.24M parameters (35.56M mean path + 0.68M variance
-  head).
-* ``small``: a narrower, shallower network for training on one GPU.
-* ``tiny``: sized for CPU inference on a laptop (>= 1 megapixel/s on 2 cores); also what the
-  test-suite uses.
+    @register_model(SSDNet)
+    def tiny() -> SSDNetConfig:
+        return SSDNetConfig(dim=4, ...)
+
+Registering a preset also registers its model class under the class's ``architecture`` name,
+which is what :func:`build_model` (and so :func:`raw_synth.checkpoint.load_model`) resolves from
+a checkpoint's metadata. Every model module of :mod:`raw_synth.models` registers its presets when
+the package is imported, which any import from it does: nothing has to be imported "to register".
+
+Presets (``list_models()``):
+
+* inverse ISP (kind ``"ssdnet-isp"``): ``ssdnet-paper``, ``small``, ``tiny``;
+* RAW denoiser (kind ``"denoiser"``): ``denoiser-paper``, ``denoiser-tiny``.
 
 Example:
-    >>> from raw_synth.models import create_model
-    >>> model = create_model("tiny", sigma_head=False)
-    >>> model.config.dim
+    >>> import raw_synth
+    >>> raw_synth.list_models(kind="denoiser")
+    ['denoiser-paper', 'denoiser-tiny']
+    >>> raw_synth.create_model("tiny", sigma_head=False).config.dim
     4
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable, TypeVar
+
+from torch import nn
 
 from raw_synth.errors import RawSynthError
-from raw_synth.models.blocks import FFN_KINDS, LAYER_NORM_KINDS
+from raw_synth.models.body import SSDNetBody
+from raw_synth.models.config import SSDNetBodyConfig, SSDNetConfig
 
-if TYPE_CHECKING:  # pragma: no cover
-    from raw_synth.models.ssdnet import SSDNet
+__all__ = [
+    "ModelEntry",
+    "register_model",
+    "register_architecture",
+    "list_models",
+    "list_architectures",
+    "model_entry",
+    "get_config",
+    "create_model",
+    "build_model",
+    "SSDNetConfig",
+]
 
-__all__ = ["SSDNetConfig", "PRESETS", "list_models", "get_config", "create_model"]
+#: Builds a (freshly initialised) model from the config dict a checkpoint stores.
+ModelBuilder = Callable[[dict[str, Any]], nn.Module]
 
-_TUPLE_LENGTHS: dict[str, int] = {"enc_blocks": 4, "dec_blocks": 3, "heads": 4}
+ConfigFn = TypeVar("ConfigFn", bound=Callable[[], SSDNetBodyConfig])
+
+# What an error calls a model of each kind ("unknown denoiser 'x'"); other kinds are "model".
+_KIND_NOUNS: dict[str, str] = {"denoiser": "denoiser"}
 
 
 @dataclass(frozen=True)
-class SSDNetConfig:
-    """Hyper-parameters of :class:`raw_synth.models.ssdnet.SSDNet`.
+class ModelEntry:
+    """One registered preset.
 
     Attributes:
-        dim: Channels at the first level (even). Levels run at ``dim, 2dim, 4dim``, the latent at
-            ``8dim``; decoder level 1, the refinement stage and the variance head at ``2dim``.
-        enc_blocks: CFM blocks of encoder levels 1, 2, 3 and of the latent level.
-        dec_blocks: CFM blocks of decoder levels 1, 2, 3 (SSDNet: the encoder's first three).
-        refinement_blocks: CFM blocks of the refinement stage (full resolution, ``2dim``).
-        heads: Attention heads at levels 1, 2, 3 and latent; decoder level ``k`` uses
-            ``heads[k-1]`` and the refinement stage ``heads[0]``. The variance head uses 1.
-        ffn_factor: Hidden expansion of the feed-forward networks.
-        bias: Bias of the projections inside the blocks.
-        layernorm: ``"BiasFree"`` or ``"WithBias"``.
-        ffn: ``"gdfn"`` (released code) or ``"simple"`` (lighter depthwise conv).
-        kernel_size: Size of the depthwise conv branch of the attention (SSDNet: 7).
-        sigma_head: Build the variance ("sigma") sub-network.
-        sigma_blocks: CFM blocks of the variance head.
+        name: Preset name, e.g. ``"denoiser-tiny"``.
+        kind: What the model does (the checkpoint ``kind``): ``"ssdnet-isp"`` or ``"denoiser"``.
+        architecture: Architecture name that checkpoints of the model store.
+        model_class: The model class; ``model_class(config)`` builds it.
+        config: The preset's config.
+        description: First line of the preset function's docstring.
     """
 
-    dim: int = 48
-    enc_blocks: tuple[int, int, int, int] = (4, 6, 6, 8)
-    dec_blocks: tuple[int, int, int] = (4, 6, 6)
-    refinement_blocks: int = 4
-    heads: tuple[int, int, int, int] = (1, 2, 4, 8)
-    ffn_factor: float = 2.66
-    bias: bool = False
-    layernorm: str = "BiasFree"
-    ffn: str = "gdfn"
-    kernel_size: int = 7
-    sigma_head: bool = True
-    sigma_blocks: int = 4
-
-    def __post_init__(self) -> None:
-        for name, length in _TUPLE_LENGTHS.items():
-            value = getattr(self, name)
-            if not isinstance(value, (tuple, list)) or len(value) != length:
-                raise RawSynthError(f"{name} must be a sequence of {length} integers, got {value!r}")
-            object.__setattr__(self, name, tuple(value))
-        for name in ("dim", "kernel_size"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
-                raise RawSynthError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        for name in ("refinement_blocks", "sigma_blocks"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) < 0:
-                raise RawSynthError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
-        for name in ("enc_blocks", "dec_blocks"):
-            if not all(_is_int(v) and v >= 0 for v in getattr(self, name)):
-                raise RawSynthError(f"{name} must hold non-negative integers, got {getattr(self, name)!r}")
-        if not all(_is_int(v) and v >= 1 for v in self.heads):
-            raise RawSynthError(f"heads must hold positive integers, got {self.heads!r}")
-        if self.dim % 2:
-            raise RawSynthError(f"dim must be even (the down-samplers halve it), got {self.dim}")
-        for level, head in enumerate(self.heads):
-            width = self.dim * 2**level
-            if width % head:
-                raise RawSynthError(f"heads: {head} heads do not divide the {width} channels of level {level + 1}")
-        if (2 * self.dim) % self.heads[0]:
-            raise RawSynthError(f"heads: {self.heads[0]} heads do not divide the {2 * self.dim} refinement channels")
-        factor = self.ffn_factor
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor < 1e6:
-            raise RawSynthError(f"ffn_factor must be a positive number, got {factor!r}")
-        if int(self.dim * factor) < 1:
-            raise RawSynthError(f"ffn_factor {factor!r} gives no hidden channel at dim {self.dim}")
-        if self.kernel_size % 2 == 0:
-            raise RawSynthError(f"kernel_size must be odd, got {self.kernel_size}")
-        if self.layernorm not in LAYER_NORM_KINDS:
-            raise RawSynthError(f"layernorm must be one of {', '.join(LAYER_NORM_KINDS)}, got {self.layernorm!r}")
-        if self.ffn not in FFN_KINDS:
-            raise RawSynthError(f"ffn must be one of {', '.join(FFN_KINDS)}, got {self.ffn!r}")
-        for name in ("bias", "sigma_head"):
-            if not isinstance(getattr(self, name), bool):
-                raise RawSynthError(f"{name} must be a boolean, got {getattr(self, name)!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict (tuples become lists); inverse of :meth:`from_dict`."""
-        data = dataclasses.asdict(self)
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in data.items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SSDNetConfig":
-        """Build a config from a dict such as :meth:`to_dict` returns (missing keys take defaults).
-
-        Raises:
-            RawSynthError: On a non-dict, an unknown key or an invalid value.
-        """
-        if not isinstance(data, dict):
-            raise RawSynthError(f"SSDNet config must be a dict, got {type(data).__name__}")
-        unknown = sorted(set(data) - _field_names())
-        if unknown:
-            known = ", ".join(sorted(_field_names()))
-            raise RawSynthError(f"SSDNet config: unknown field(s) {', '.join(map(str, unknown))}; known: {known}")
-        return cls(**data)
+    name: str
+    kind: str
+    architecture: str
+    model_class: type[SSDNetBody]
+    config: SSDNetBodyConfig
+    description: str = ""
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+_MODELS: dict[str, ModelEntry] = {}
+_ARCHITECTURES: dict[str, ModelBuilder] = {}
 
 
-def _field_names() -> set[str]:
-    return {f.name for f in dataclasses.fields(SSDNetConfig)}
+def register_architecture(name: str, builder: ModelBuilder) -> None:
+    """Make :func:`build_model` (and checkpoint loading) able to rebuild ``name`` from a config dict.
+
+    The model classes of :mod:`raw_synth.models` are registered with their presets; this is for
+    other networks. The builder must work under ``with torch.device("meta")`` (no data-dependent
+    code in ``__init__``): :func:`raw_synth.checkpoint.load_model` first builds the model there to
+    check its size and shapes.
+
+    Args:
+        name: Architecture name as checkpoints store it.
+        builder: ``builder(config_dict) -> nn.Module``.
+    """
+    _ARCHITECTURES[name] = builder
 
 
-#: Named presets; the single source of model sizes for the library, CLI and configs.
-PRESETS: dict[str, SSDNetConfig] = {
-    "ssdnet-paper": SSDNetConfig(),
-    "small": SSDNetConfig(
-        dim=32,
-        enc_blocks=(2, 3, 3, 4),
-        dec_blocks=(2, 3, 3),
-        refinement_blocks=2,
-        heads=(1, 2, 4, 8),
-        sigma_blocks=2,
-    ),
-    # Sized for CPU inference (>= 1 megapixel/s on 2 cores): at full resolution only the first
-    # encoder block runs (4 channels); decoder level 1 and the refinement stage are empty.
-    "tiny": SSDNetConfig(
-        dim=4,
-        enc_blocks=(1, 1, 1, 1),
-        dec_blocks=(0, 1, 1),
-        refinement_blocks=0,
-        heads=(1, 1, 2, 4),
-        ffn_factor=2.0,
-        ffn="simple",
-        sigma_blocks=1,
-    ),
-}
+def register_model(model_class: type[SSDNetBody], name: str | None = None) -> Callable[[ConfigFn], ConfigFn]:
+    """Decorator: register a function returning a config as the preset ``name`` of ``model_class``.
+
+    Args:
+        model_class: The model class the preset builds (its ``config_class``, ``architecture``
+            and ``kind`` class attributes say the rest).
+        name: Preset name; by default the function's, with ``_`` written ``-``.
+
+    Returns:
+        A decorator that registers the function (called once) and returns it unchanged.
+
+    Raises:
+        RawSynthError: If the name is taken or the function returns another class's config.
+    """
+
+    def decorator(fn: ConfigFn) -> ConfigFn:
+        preset = name or fn.__name__.strip("_").replace("_", "-")
+        if preset in _MODELS:
+            raise RawSynthError(f"model {preset!r} is already registered")
+        config = fn()
+        if type(config) is not model_class.config_class:
+            raise RawSynthError(f"model {preset!r}: expected a {model_class.config_class.__name__}, "
+                                f"got {type(config).__name__}")
+        description = (fn.__doc__ or "").strip().split("\n", 1)[0]
+        _MODELS[preset] = ModelEntry(preset, model_class.kind, model_class.architecture, model_class, config,
+                                     description)
+        _ARCHITECTURES.setdefault(model_class.architecture, model_class.from_config)
+        return fn
+
+    return decorator
 
 
-def list_models() -> list[str]:
-    """Return the preset names, sorted."""
-    return sorted(PRESETS)
+def list_models(filter: str = "", *, kind: str | None = None) -> list[str]:
+    """Return the preset names, sorted.
+
+    Args:
+        filter: Shell-style pattern the names must match, e.g. ``"denoiser-*"`` (empty: all).
+        kind: Only presets of this kind (``"ssdnet-isp"`` or ``"denoiser"``).
+    """
+    return sorted(name for name, entry in _MODELS.items()
+                  if (kind is None or entry.kind == kind) and (not filter or fnmatch.fnmatchcase(name, filter)))
 
 
-def get_config(name: str, **overrides: Any) -> SSDNetConfig:
-    """Return a preset's config with dataclass fields replaced by ``overrides``.
+def list_architectures() -> list[str]:
+    """Return the architecture names checkpoints may name, sorted."""
+    return sorted(_ARCHITECTURES)
+
+
+def model_entry(name: str, *, kind: str | None = None) -> ModelEntry:
+    """Return a preset's registry entry.
 
     Args:
         name: Preset name (see :func:`list_models`).
-        **overrides: Any :class:`SSDNetConfig` field, e.g. ``dim=16`` or ``sigma_head=False``.
+        kind: Refuse a preset of another kind (as if unknown; the message lists this kind's).
+
+    Raises:
+        RawSynthError: ``"unknown model 'x': expected one of ..."`` (``denoiser`` for that kind).
+    """
+    entry = _MODELS.get(name) if isinstance(name, str) else None
+    if entry is None or (kind is not None and entry.kind != kind):
+        noun = _KIND_NOUNS.get(kind or "", "model")
+        raise RawSynthError(f"unknown {noun} {name!r}: expected one of {', '.join(list_models(kind=kind))}")
+    return entry
+
+
+def get_config(name: str, *, kind: str | None = None, **overrides: Any) -> SSDNetBodyConfig:
+    """Return a preset's config with fields replaced by ``overrides``.
+
+    Args:
+        name: Preset name (see :func:`list_models`).
+        kind: Only accept a preset of this kind.
+        **overrides: Any field of the preset's config, e.g. ``dim=16`` or ``conditioned=True``.
 
     Raises:
         RawSynthError: For an unknown preset (the message lists them), an unknown field or an
             invalid value.
     """
-    if name not in PRESETS:
-        raise RawSynthError(f"unknown model {name!r}: expected one of {', '.join(list_models())}")
-    unknown = sorted(set(overrides) - _field_names())
-    if unknown:
-        raise RawSynthError(
-            f"model {name!r}: unknown override(s) {', '.join(unknown)}; known: {', '.join(sorted(_field_names()))}"
-        )
-    return dataclasses.replace(PRESETS[name], **overrides)
+    entry = model_entry(name, kind=kind)
+    entry.config.check_fields(overrides, f"model {name!r}: unknown override(s)")
+    return dataclasses.replace(entry.config, **overrides)
 
 
-def create_model(name: str, **overrides: Any) -> "SSDNet":
-    """Build an :class:`~raw_synth.models.ssdnet.SSDNet` from a preset (freshly initialised).
+def create_model(name: str, *, kind: str | None = None, **overrides: Any) -> Any:
+    """Build any registered model from its preset (freshly initialised).
 
     Args:
-        name: Preset name: ``ssdnet-paper``, ``small`` or ``tiny``.
-        **overrides: :class:`SSDNetConfig` fields to change.
+        name: Preset name: ``tiny``, ``small``, ``ssdnet-paper`` (inverse ISP,
+            :class:`~raw_synth.models.ssdnet.SSDNet`), ``denoiser-tiny``, ``denoiser-paper``
+            (:class:`~raw_synth.models.denoiser.SSDNetDenoiser`); see :func:`list_models`.
+        kind: Only accept a preset of this kind.
+        **overrides: Fields of the preset's config to change.
 
     Returns:
         The model, on the current default device, in training mode.
@@ -201,7 +198,22 @@ def create_model(name: str, **overrides: Any) -> "SSDNet":
     Raises:
         RawSynthError: See :func:`get_config`.
     """
-    from raw_synth.models.ssdnet import SSDNet  # local: ssdnet imports this module
+    entry = model_entry(name, kind=kind)
+    return entry.model_class(get_config(name, kind=kind, **overrides))
 
-    return SSDNet(get_config(name, **overrides))
 
+def build_model(architecture: str, config: dict[str, Any]) -> nn.Module:
+    """Build a registered architecture from a config dict, as a checkpoint stores them.
+
+    Args:
+        architecture: Architecture name, e.g. ``"ssdnet"`` or ``"ssdnet-denoiser"``.
+        config: The config dict (``config.to_dict()`` of the saved model).
+
+    Raises:
+        RawSynthError: ``"unknown architecture 'x' (known: ...)"``, or the builder's own error
+            on an invalid config.
+    """
+    builder = _ARCHITECTURES.get(architecture)
+    if builder is None:
+        raise RawSynthError(f"unknown architecture {architecture!r} (known: {', '.join(list_architectures())})")
+    return builder(config)

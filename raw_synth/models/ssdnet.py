@@ -28,7 +28,7 @@ phase.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, cast
 
 import torch
 import torch.nn.functional as F
@@ -36,24 +36,18 @@ from torch import nn
 
 from raw_synth.cfa import pack, unpack
 from raw_synth.errors import RawSynthError
-from raw_synth.models.blocks import Downsample, PointwiseConv, TransformerBlock, Upsample
-from raw_synth.models.registry import SSDNetConfig
+from raw_synth.models.body import NETWORK_STRIDE, SSDNetBody, check_batch, check_stride, pad_to_multiple
+from raw_synth.models.config import SSDNetConfig
+from raw_synth.models.registry import list_models, model_entry, register_model
 
-__all__ = ["SSDNet", "pad_to_multiple", "test_resample", "self_ensemble_x8"]
+__all__ = ["SSDNet", "PRESETS", "pad_to_multiple", "test_resample", "self_ensemble_x8"]
 
-#: Total down-sampling factor of the U-Net; forward() needs H and W divisible by it.
-NETWORK_STRIDE = 8
 #: Padding multiple of the released inference script.
 INFERENCE_MULTIPLE = 16
 
 
 def _check_rgb(x: torch.Tensor, name: str) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise RawSynthError(f"{name}: expected a torch tensor (B, 3, H, W), got {type(x).__name__}")
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise RawSynthError(f"{name}: expected RGB of shape (B, 3, H, W), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise RawSynthError(f"{name}: expected a float tensor in [0, 1], got dtype {x.dtype}")
+    check_batch(x, name, 3, "RGB", "(B, 3, H, W)", " in [0, 1]")
 
 
 def _check_even(x: torch.Tensor, name: str) -> None:
@@ -62,61 +56,28 @@ def _check_even(x: torch.Tensor, name: str) -> None:
         raise RawSynthError(f"{name}: height and width must be even for a Bayer mosaic, got {height}x{width}")
 
 
-class SSDNet(nn.Module):
+class SSDNet(SSDNetBody):
     """SSDNet inverse ISP: sRGB ``(B, 3, H, W)`` in [0, 1] -> packed RGGB RAW ``(B, 4, H/2, W/2)``.
+
+    The shared :class:`~raw_synth.models.body.SSDNetBody` with a 3x3 RGB stem in front and the
+    mean/variance heads behind.
 
     Args:
         config: Hyper-parameters; defaults to the released model (``ssdnet-paper``).
 
     Attributes:
-        config: The :class:`~raw_synth.models.registry.SSDNetConfig` the model was built from
+        config: The :class:`~raw_synth.models.config.SSDNetConfig` the model was built from
             (store it with checkpoints: ``config.to_dict()``).
     """
 
+    config_class = SSDNetConfig
+    architecture = "ssdnet"
+    kind = "ssdnet-isp"
+    config: SSDNetConfig
+
     def __init__(self, config: SSDNetConfig | None = None) -> None:
-        super().__init__()
-        cfg = config if config is not None else SSDNetConfig()
-        if not isinstance(cfg, SSDNetConfig):
-            raise RawSynthError(f"config: expected an SSDNetConfig, got {type(cfg).__name__}")
-        self.config = cfg
-        dim = cfg.dim
-
-        def stage(channels: int, heads: int, count: int) -> nn.Sequential:
-            blocks = [
-                TransformerBlock(
-                    channels,
-                    heads,
-                    ffn_factor=cfg.ffn_factor,
-                    bias=cfg.bias,
-                    layernorm=cfg.layernorm,  # type: ignore[arg-type]
-                    ffn=cfg.ffn,  # type: ignore[arg-type]
-                    kernel_size=cfg.kernel_size,
-                )
-                for _ in range(count)
-            ]
-            return nn.Sequential(*blocks)
-
-        self.stem = nn.Conv2d(3, 3, 3, padding=1, bias=False)
-        self.embed = nn.Conv2d(3, dim, 3, padding=1, bias=False)
-
-        self.enc1 = stage(dim, cfg.heads[0], cfg.enc_blocks[0])
-        self.down12 = Downsample(dim)
-        self.enc2 = stage(2 * dim, cfg.heads[1], cfg.enc_blocks[1])
-        self.down23 = Downsample(2 * dim)
-        self.enc3 = stage(4 * dim, cfg.heads[2], cfg.enc_blocks[2])
-        self.down34 = Downsample(4 * dim)
-        self.latent = stage(8 * dim, cfg.heads[3], cfg.enc_blocks[3])
-
-        self.up43 = Upsample(8 * dim)
-        self.reduce3 = PointwiseConv(8 * dim, 4 * dim, bias=cfg.bias)
-        self.dec3 = stage(4 * dim, cfg.heads[2], cfg.dec_blocks[2])
-        self.up32 = Upsample(4 * dim)
-        self.reduce2 = PointwiseConv(4 * dim, 2 * dim, bias=cfg.bias)
-        self.dec2 = stage(2 * dim, cfg.heads[1], cfg.dec_blocks[1])
-        self.up21 = Upsample(2 * dim)
-        self.dec1 = stage(2 * dim, cfg.heads[0], cfg.dec_blocks[0])
-        self.refinement = stage(2 * dim, cfg.heads[0], cfg.refinement_blocks)
-
+        super().__init__(config, stem=nn.Conv2d(3, 3, 3, padding=1, bias=False))
+        cfg, dim = self.config, self.config.dim
         self.to_rgb = nn.Sequential(nn.Conv2d(2 * dim, 3, 3, padding=1, bias=False), nn.GELU())
         self.mean_head = nn.Sequential(nn.Conv2d(3, 1, 3, padding=1, bias=False), nn.PixelUnshuffle(2))
 
@@ -125,7 +86,7 @@ class SSDNet(nn.Module):
             self.sigma_head = nn.Sequential(
                 nn.Conv2d(3, 2 * dim, 3, padding=1, bias=False),
                 nn.GELU(),
-                *stage(2 * dim, 1, cfg.sigma_blocks),
+                *self.stage(2 * dim, 1, cfg.sigma_blocks),
                 nn.Conv2d(2 * dim, 1, 3, padding=1, bias=False),
                 nn.PixelUnshuffle(2),
             )
@@ -136,15 +97,7 @@ class SSDNet(nn.Module):
         Args:
             x: RGB ``(B, 3, H, W)``, ``H`` and ``W`` divisible by 8.
         """
-        feat1 = self.enc1(self.embed(self.stem(x)))
-        feat2 = self.enc2(self.down12(feat1))
-        feat3 = self.enc3(self.down23(feat2))
-        out = self.latent(self.down34(feat3))
-        out = self.dec3(self.reduce3(torch.cat([self.up43(out), feat3], dim=1)))
-        out = self.dec2(self.reduce2(torch.cat([self.up32(out), feat2], dim=1)))
-        out = self.dec1(torch.cat([self.up21(out), feat1], dim=1))
-        out = self.refinement(out)
-        return self.to_rgb(out) + x
+        return self.to_rgb(self.features(x)) + x
 
     def forward(self, x: torch.Tensor, with_sigma: bool = True) -> dict[str, torch.Tensor | None]:
         """Predict the packed RAW and, optionally, its per-pixel error scale.
@@ -162,12 +115,8 @@ class SSDNet(nn.Module):
             RawSynthError: On a wrong shape or dtype, or ``H``/``W`` not divisible by 8.
         """
         _check_rgb(x, "x")
-        height, width = x.shape[-2:]
-        if height % NETWORK_STRIDE or width % NETWORK_STRIDE:
-            raise RawSynthError(
-                f"x: height and width must be multiples of {NETWORK_STRIDE} for SSDNet.forward, got "
-                f"{height}x{width} (use SSDNet.predict for any even size)"
-            )
+        check_stride(x, "x: height and width must be multiples of {stride} for SSDNet.forward, got "
+                        "{height}x{width} (use SSDNet.predict for any even size)")
         rgb = self.refined_rgb(x)
         mu = self.mean_head(rgb).clamp(0.0, 1.0)
         sigma = None
@@ -204,48 +153,6 @@ class SSDNet(nn.Module):
         out = self.forward(padded, with_sigma=with_sigma)
         return {key: None if value is None else value[..., : height // 2, : width // 2] for key, value in out.items()}
 
-    def num_parameters(self) -> int:
-        """Number of parameters (works on the meta device too)."""
-        return sum(p.numel() for p in self.parameters())
-
-
-def pad_to_multiple(
-    x: torch.Tensor, multiple: int = INFERENCE_MULTIPLE, mode: str = "reflect"
-) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Pad the bottom and right of ``(..., H, W)`` up to multiples of ``multiple``.
-
-    Reflection is used where the image is large enough (padding < size); a smaller image falls
-    back to edge replication along that axis, so any size works. Padding only the bottom/right
-    keeps the position (and so the Bayer phase) of every original pixel.
-
-    Args:
-        x: Tensor ``(B, C, H, W)`` (any float dtype).
-        multiple: Target multiple, >= 1.
-        mode: ``"reflect"`` or ``"replicate"``.
-
-    Returns:
-        ``(padded, (H, W))``: the padded tensor (``x`` itself when no padding is needed; never
-        modified) and the original size, to crop back with ``padded[..., :H, :W]``.
-
-    Raises:
-        RawSynthError: On a non-4D tensor, a bad multiple or an unknown mode.
-    """
-    if not isinstance(x, torch.Tensor) or x.ndim != 4:
-        raise RawSynthError(f"x: expected a tensor (B, C, H, W), got {getattr(x, 'shape', type(x).__name__)}")
-    if not isinstance(multiple, int) or multiple < 1:
-        raise RawSynthError(f"multiple must be a positive integer, got {multiple!r}")
-    if mode not in ("reflect", "replicate"):
-        raise RawSynthError(f"mode must be 'reflect' or 'replicate', got {mode!r}")
-    height, width = x.shape[-2:]
-    pad_h = -height % multiple
-    pad_w = -width % multiple
-    out = x
-    if pad_h:
-        out = F.pad(out, (0, 0, 0, pad_h), mode=mode if pad_h < height else "replicate")
-    if pad_w:
-        out = F.pad(out, (0, pad_w, 0, 0), mode=mode if pad_w < width else "replicate")
-    return out, (height, width)
-
 
 def test_resample(
     model: SSDNet,
@@ -277,7 +184,7 @@ def test_resample(
     if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
         raise RawSynthError(f"n_samples must be a positive integer, got {n_samples!r}")
     out = model.predict(x, with_sigma=True)
-    mu, sigma = out["mu"], out["sigma"]
+    mu, sigma = cast(torch.Tensor, out["mu"]), out["sigma"]
     if sigma is None:
         raise RawSynthError("model: test-time resampling needs a variance head (built with sigma_head=True)")
     total = torch.zeros_like(mu)
@@ -357,3 +264,36 @@ def self_ensemble_x8(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
         total = packed if total is None else total + packed
     assert total is not None
     return total / len(_DIHEDRAL)
+
+
+@register_model(SSDNet)
+def ssdnet_paper() -> SSDNetConfig:
+    """The released SSDNet: dim 48, blocks 4/6/6/8, refinement 4, heads 1/2/4/8, GDFN 2.66; 36.24M parameters.
+
+    35.56M in the mean path and 0.68M in the variance head; bias-free LayerNorm.
+    """
+    return SSDNetConfig()
+
+
+@register_model(SSDNet)
+def small() -> SSDNetConfig:
+    """A narrower, shallower network for training on one GPU (dim 32, blocks 2/3/3/4)."""
+    return SSDNetConfig(dim=32, enc_blocks=(2, 3, 3, 4), dec_blocks=(2, 3, 3), refinement_blocks=2,
+                        heads=(1, 2, 4, 8), sigma_blocks=2)
+
+
+@register_model(SSDNet)
+def tiny() -> SSDNetConfig:
+    """Sized for CPU inference on a laptop (>= 1 megapixel/s on 2 cores); the test-suite's model.
+
+    At full resolution only the first encoder block runs (4 channels); decoder level 1 and the
+    refinement stage are empty.
+    """
+    return SSDNetConfig(dim=4, enc_blocks=(1, 1, 1, 1), dec_blocks=(0, 1, 1), refinement_blocks=0,
+                        heads=(1, 1, 2, 4), ffn_factor=2.0, ffn="simple", sigma_blocks=1)
+
+
+#: The inverse-ISP presets' configs by name (a snapshot of the registry's ``ssdnet-isp`` kind).
+PRESETS: dict[str, SSDNetConfig] = {
+    name: cast(SSDNetConfig, model_entry(name).config) for name in list_models(kind=SSDNet.kind)
+}

@@ -264,7 +264,7 @@ class NetworkConfig:
             raise RawSynthError(f"network.overrides: expected a mapping, got {type(self.overrides).__name__}")
         object.__setattr__(self, "overrides", dict(self.overrides))
         try:
-            get_config(self.preset, **self.overrides)
+            get_config(self.preset, kind="ssdnet-isp", **self.overrides)
         except RawSynthError as error:
             raise RawSynthError(f"network: {error}") from None
 

@@ -349,7 +349,7 @@ def _train(cfg: TrainConfig, data_dir: str | Path, run: Path, device: torch.devi
     from raw_synth.models import create_model
 
     _seed_everything(cfg.seed)
-    model = create_model(cfg.network.preset, **cfg.network.overrides).to(device)
+    model = create_model(cfg.network.preset, kind="ssdnet-isp", **cfg.network.overrides).to(device)
     if cfg.train.loss == "resampling" and model.sigma_head is None:
         raise RawSynthError("train.loss: the resampling loss needs the variance head (network.overrides.sigma_head)")
     model.train()

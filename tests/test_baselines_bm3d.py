@@ -180,7 +180,7 @@ def test_eval_sidd_command_with_anscombe_bm3d(tmp_path: Path) -> None:
     pytest.importorskip("bm3d")
     from click.testing import CliRunner
 
-    from raw_synth.cli import main
+    from raw_synth_cli.cli import main
 
     folder, meta = tiny_validation_split(tmp_path)
     out = tmp_path / "report"
@@ -245,7 +245,7 @@ def test_fresh_interpreter_without_optional_packages_imports_everything() -> Non
         "for name in ('skimage', 'bm3d'):\n"
         "    sys.modules[name] = None\n"
         "import numpy as np\n"
-        "import denoise.baselines, denoise.evaluate, denoise.report, raw_synth.cli\n"
+        "import denoise.baselines, denoise.evaluate, denoise.report, raw_synth_cli\n"
         "from denoise.evaluate import load_method\n"
         "x = np.full((1, 4, 16, 16), 0.25, np.float32)\n"
         "assert (load_method('identity').denoise(x, np.zeros(4), np.zeros(4)) == x).all()\n"

@@ -28,7 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from raw_synth.checkpoint import load_model, save_model
-from raw_synth.cli import main
+from raw_synth_cli.cli import main
 from raw_synth.errors import RawSynthError
 from raw_synth.io import RawImage, write_dng, write_image
 from raw_synth.models import create_model
@@ -369,7 +369,7 @@ def test_bit_flipped_metadata_tag_is_one_line_not_a_crash(tmp_path: Path) -> Non
     assert offsets
     data[offsets[-1]] |= 0x80  # miUINT8 (2) becomes type 130
     meta.write_bytes(bytes(data))
-    code = ("import sys; from raw_synth.cli import main; "
+    code = ("import sys; from raw_synth_cli.cli import main; "
             "sys.argv = ['raw-synth'] + sys.argv[1:]; main()")
     done = subprocess.run([sys.executable, "-c", code, "eval-sidd", "--sidd-dir", str(folder), "--out",
                            str(tmp_path / "out"), "--no-baselines", "--no-plots", "--metadata-dir",

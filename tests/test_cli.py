@@ -11,7 +11,7 @@ import rawpy
 from click.testing import CliRunner
 
 from raw_synth import __version__
-from raw_synth.cli import main
+from raw_synth_cli.cli import main
 from raw_synth.io import read_raw, write_image
 
 

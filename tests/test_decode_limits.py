@@ -23,7 +23,7 @@ import raw_synth.io.images as images
 import raw_synth.sources as sources_module
 from pipelines.config import LEGACY_DEFAULTS, GenerateConfig, check_config
 from pipelines.run import generate
-from raw_synth.cli import main
+from raw_synth_cli.cli import main
 from raw_synth.errors import RawSynthError
 from raw_synth.io.images import decode_image, read_image
 from raw_synth.sources import DEFAULT_MAX_PIXELS, resolve_sources, scan_image
@@ -354,7 +354,7 @@ def test_a_store_written_before_max_pixels_resumes(tmp_path: Path) -> None:
 
 def test_convert_refuses_a_bomb_in_one_line_in_a_real_process(tmp_path: Path) -> None:
     tiff = _tiff_bomb(tmp_path / "bomb.tif", 100000, 100000)
-    done = subprocess.run([sys.executable, "-m", "raw_synth.cli", "convert", str(tiff), "--out", str(tmp_path / "d")],
+    done = subprocess.run([sys.executable, "-m", "raw_synth_cli", "convert", str(tiff), "--out", str(tmp_path / "d")],
                           capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == f"error: {tiff}: {_too_large(100000, 100000, 2**28)}\n"  # no decoder chatter either

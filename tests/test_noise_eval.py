@@ -230,7 +230,7 @@ def test_profile_noise_model(tmp_path: Path) -> None:
 def test_noise_eval_command(sidd_root: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from raw_synth.cli import main
+    from raw_synth_cli.cli import main
 
     out = tmp_path / "eval"
     result = CliRunner().invoke(main, ["noise-eval", "--sidd-dir", str(sidd_root), "--models",

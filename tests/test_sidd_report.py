@@ -141,7 +141,7 @@ def test_benchmark_report(benchmark_run: dict[str, Any]) -> None:
 def test_eval_sidd_command(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from raw_synth.cli import main
+    from raw_synth_cli.cli import main
 
     noisy, gt = make_blocks(5, offset=0.05)
     folder = write_split(tmp_path / "val", noisy, gt)

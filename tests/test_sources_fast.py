@@ -422,7 +422,7 @@ def test_any_unbounded_corpus_is_a_source(tmp_path: Path, monkeypatch: pytest.Mo
 def test_cli_passes_the_options(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from raw_synth.cli import main
+    from raw_synth_cli.cli import main
 
     photos = _folder(tmp_path / "photos", 2, size=(40, 40))
     out = tmp_path / "store"

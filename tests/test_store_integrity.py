@@ -54,7 +54,7 @@ def _run_cli(args: list[str], limit_bytes: int | None = None, timeout: float = 2
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, ({limit_bytes}, {limit_bytes}))
         """)
-    code = prelude + "import sys\nfrom raw_synth.cli import main\nsys.argv = ['raw-synth'] + sys.argv[1:]\nmain()\n"
+    code = prelude + "import sys\nfrom raw_synth_cli.cli import main\nsys.argv = ['raw-synth'] + sys.argv[1:]\nmain()\n"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout,
                           env=env, cwd=REPO)
@@ -126,7 +126,7 @@ def test_two_concurrent_generate_runs_one_refused_other_verifies(tmp_path: Path)
     args = ["generate", "--n", "48", "--out", str(out), "--patch", "32", "--shard-size", "4", "--workers", "1",
             "--engine", "upi", "--cameras", "sidd", "--seed", "5"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    code = "import sys\nfrom raw_synth.cli import main\nsys.argv = ['raw-synth'] + sys.argv[1:]\nmain()\n"
+    code = "import sys\nfrom raw_synth_cli.cli import main\nsys.argv = ['raw-synth'] + sys.argv[1:]\nmain()\n"
     procs = [subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, env=env, cwd=REPO) for _ in range(2)]
     results = [p.communicate(timeout=240) for p in procs]
@@ -272,7 +272,7 @@ def test_flipped_byte_in_a_compressed_chunk(tmp_path: Path) -> None:
     # the command line says what it repaired
     from click.testing import CliRunner
 
-    from raw_synth.cli import main
+    from raw_synth_cli.cli import main
 
     args = ["generate", "--out", str(out), "--format", "zarr", "--resume-check", "checksum"]
     for key, value in BASE.items():
@@ -400,7 +400,7 @@ def test_worker_failure_is_one_line_on_two_workers(tmp_path: Path) -> None:
             open({str(photos / 'a.png')!r}, 'wb').close()  # emptied after the header scan
             return result
         sources.resolve_sources = resolve
-        from raw_synth.cli import main
+        from raw_synth_cli.cli import main
         sys.argv = ['raw-synth', 'generate', '--n', '8', '--out', {str(out)!r}, '--patch', '32', '--shard-size', '4',
                     '--workers', '2', '--engine', 'upi', '--src', {str(photos)!r}]
         main()
@@ -456,7 +456,7 @@ def test_a_store_error_inside_a_dataloader_worker_is_one_line() -> None:
     """torch re-raises a worker's exception with the worker's traceback in its message; the CLI keeps one line."""
     from torch._utils import ExceptionWrapper
 
-    from raw_synth.cli import _one_line
+    from raw_synth_cli.cli import _one_line
 
     try:
         raise RawSynthError("/s/shard-000001.zarr: sample 5 column noisy: data does not match its stored CRC-32C")

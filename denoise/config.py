@@ -52,6 +52,7 @@ from typing import Any, Mapping
 import yaml
 
 from raw_synth.errors import RawSynthError
+from raw_synth.recipes import read_yaml, recipe_path
 
 __all__ = [
     "AMP_MODES",
@@ -299,7 +300,8 @@ class TrainConfig:
 
 
 def load_train_config(source: "str | Path | Mapping[str, Any] | TrainConfig | None") -> TrainConfig:
-    """Load a recipe from a YAML file, a mapping, a :class:`TrainConfig` (copied) or ``None`` (defaults).
+    """Load a recipe from a YAML file, a bundled name (``"cpu"``, ``"paper"``; see
+    :func:`raw_synth.recipes.recipe_path`), a mapping, a :class:`TrainConfig` (copied) or ``None`` (defaults).
 
     Raises:
         RawSynthError: Missing or malformed file, or any invalid field (see :meth:`TrainConfig.from_dict`).
@@ -310,15 +312,5 @@ def load_train_config(source: "str | Path | Mapping[str, Any] | TrainConfig | No
         return TrainConfig.from_dict(source.to_dict())
     if isinstance(source, Mapping):
         return TrainConfig.from_dict(source)
-    path = Path(source)
-    if not path.is_file():
-        raise RawSynthError(f"{path}: training recipe not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise RawSynthError(f"{path}: not valid YAML{where}") from None
-    except UnicodeDecodeError:
-        raise RawSynthError(f"{path}: not a text file") from None
-    return TrainConfig.from_dict(data, str(path))
+    path = recipe_path(source, "denoiser")
+    return TrainConfig.from_dict(read_yaml(path), str(path))

@@ -328,6 +328,7 @@ def train_denoiser(
     resume: bool = False,
     *,
     stop_after: int | None = None,
+    restart: bool = False,
 ) -> TrainSummary:
     """Train (or continue training) a denoiser on a raw-synth store.
 
@@ -339,7 +340,8 @@ def train_denoiser(
         max_steps: Overrides ``train.max_steps`` (the total, which also sets the cosine horizon).
         resume: Continue the run in ``out`` from its training state.
         stop_after: Stop after this global step as if interrupted (a resumable state is written);
-            for time-boxed jobs and tests.
+            for time-boxed jobs and tests (the command's ``--max-steps``).
+        restart: Discard the training state of a run in ``out`` and start from step 0.
 
     Returns:
         A :class:`TrainSummary`.
@@ -352,6 +354,11 @@ def train_denoiser(
     out = Path(out)
     state_path = out / STATE_NAME
     stored_config_path = out / CONFIG_NAME
+    if resume and restart:
+        raise RawSynthError("--resume and --restart exclude each other")
+    if restart and state_path.exists():
+        state_path.unlink()
+        logger.info("%s: training state removed (--restart)", out)
     if resume:
         if not state_path.is_file():
             raise RawSynthError(f"{out}: no training state to resume ({STATE_NAME} is missing)")

@@ -484,21 +484,40 @@ def eval_sidd(sidd_dir: Path, models: tuple[str, ...], out_dir: Path, split: str
 # ------------------------------------------------------------------------------- training commands
 
 
+_RESUME_HELP = "Continue the run in --out where it stopped (an error when it holds none)."
+_RESTART_HELP = "Start from step 0, discarding the training state of the run in --out."
+_MAX_STEPS_HELP = ("Stop this call once the run has done this many steps in total (a resumable state is saved; "
+                   "the recipe's schedule is kept).")
+
+
+def _resume_mode(out_dir: Path, state_name: str, resume: bool, restart: bool) -> bool:
+    """Whether a training command continues the run in ``out_dir``: both commands resume by default."""
+    if resume and restart:
+        raise RawSynthError("--resume and --restart exclude each other")
+    if resume and not (out_dir / state_name).is_file():
+        raise RawSynthError(f"{out_dir}: no training state to resume ({state_name} is missing)")
+    return not restart
+
+
 @main.command("train-isp")
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Camera RAW files, AIM 2022 pairs (.jpg + .npy) or rgb/ + raw/ folders.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run folder: state, metrics log, plot and the exported checkpoint.")
 @click.option("--config", "config", default=None,
-              help="Recipe YAML, or 'cpu' (default) / 'paper' for the bundled recipes.")
-@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in total.")
-@click.option("--restart", is_flag=True, help="Start from step 0 instead of resuming the run in --out.")
+              help="Recipe: a YAML file, or the bundled 'cpu' (default) or 'paper'.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help=_MAX_STEPS_HELP)
+@click.option("--resume", is_flag=True, help=_RESUME_HELP)
+@click.option("--restart", is_flag=True, help=_RESTART_HELP)
 @_friendly_errors
-def train_isp_command(data_dir: Path, out_dir: Path, config: str | None, max_steps: int | None, restart: bool) -> None:
+def train_isp_command(data_dir: Path, out_dir: Path, config: str | None, max_steps: int | None, resume: bool,
+                      restart: bool) -> None:
     """Train the SSDNet inverse ISP (soft supervision) on RAW/sRGB pairs; re-running resumes."""
     from raw_synth.training import train_isp
+    from raw_synth.training.trainer import STATE_NAME
 
-    summary = train_isp(config, data_dir, out_dir, resume=not restart, max_steps=max_steps)
+    summary = train_isp(config, data_dir, out_dir, resume=_resume_mode(out_dir, STATE_NAME, resume, restart),
+                        max_steps=max_steps)
     psnr = f", held-out RAW PSNR {summary.val_psnr:.2f} dB" if summary.val_psnr is not None else ""
     click.echo(f"{summary.run_dir}: {summary.steps}/{summary.total_steps} steps{psnr}; model {summary.model_path}")
 
@@ -507,17 +526,20 @@ def train_isp_command(data_dir: Path, out_dir: Path, config: str | None, max_ste
 @click.option("--data", "data_dir", default=None, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Store made by raw-synth generate (or datasets.path in the recipe).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
-@click.option("--config", "config", default=None, type=click.Path(dir_okay=False, path_type=Path),
-              help="Recipe YAML (datasets / network / train / val / logger).")
-@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Total steps (sets the cosine horizon).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+@click.option("--config", "config", default=None,
+              help="Recipe (datasets / network / train / val / logger): a YAML file, or the bundled 'cpu' or "
+                   "'paper' [default: the recipe defaults; on resume the run's own config.yaml].")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help=_MAX_STEPS_HELP)
+@click.option("--resume", is_flag=True, help=_RESUME_HELP)
+@click.option("--restart", is_flag=True, help=_RESTART_HELP)
 @_friendly_errors
-def train_denoiser_command(data_dir: Path | None, out_dir: Path, config: Path | None, max_steps: int | None,
-                           resume: bool) -> None:
-    """Train the 4-channel SSDNet RAW denoiser on generated shards (torchrun for several GPUs)."""
-    from denoise.train import train_denoiser
+def train_denoiser_command(data_dir: Path | None, out_dir: Path, config: str | None, max_steps: int | None,
+                           resume: bool, restart: bool) -> None:
+    """Train the 4-channel SSDNet RAW denoiser on generated shards; re-running resumes (torchrun for several GPUs)."""
+    from denoise.train import STATE_NAME, train_denoiser
 
-    summary = train_denoiser(config, data_dir, out_dir, max_steps=max_steps, resume=resume)
+    go_on = _resume_mode(out_dir, STATE_NAME, resume, restart) and (out_dir / STATE_NAME).is_file()
+    summary = train_denoiser(config, data_dir, out_dir, resume=go_on, restart=restart, stop_after=max_steps)
     best = f", best val PSNR {summary.best_psnr:.2f} dB at step {summary.best_step}" if summary.best_psnr else ""
     click.echo(f"{summary.out}: {summary.steps} steps{best}; model {summary.model_path}")
 

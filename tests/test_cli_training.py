@@ -54,3 +54,32 @@ def test_train_denoiser_then_denoise_a_dng(tmp_path: Path) -> None:
     bad = CliRunner().invoke(main, ["denoise", str(source), "--model", str(tmp_path / "none.safetensors"),
                                     "--out", str(tmp_path / "x.dng")])
     assert bad.exit_code == 2 and bad.output.startswith("error: ") and "none.safetensors" in bad.output
+
+
+def test_both_training_commands_share_resume_restart_and_max_steps(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    assert _run("generate", "--n", "8", "--out", str(store), "--patch", "64", "--shard-size", "4",
+                "--workers", "1").exit_code == 0
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text("datasets: {crop: 16}\nnetwork: {name: denoiser-tiny}\ntrain: {max_steps: 6, batch_size: 2}\n"
+                      "val: {every: 0, max_samples: 2, crop: 16}\nlogger: {progress: false}\n")
+    run = tmp_path / "run"
+    base = ["train-denoiser", "--data", str(store), "--out", str(run), "--config", str(recipe)]
+    # --resume with nothing to resume, and the two flags together, are one-line errors
+    result = CliRunner().invoke(main, [*base, "--resume"])
+    assert result.exit_code == 2 and result.output.strip() == (
+        f"error: {run}: no training state to resume (train_state.safetensors is missing)")
+    result = CliRunner().invoke(main, [*base, "--resume", "--restart"])
+    assert result.exit_code == 2 and result.output.strip() == "error: --resume and --restart exclude each other"
+    # --max-steps stops the call (the recipe's 6-step schedule is kept); re-running resumes by default
+    first = _run(*base, "--max-steps", "2")
+    assert first.exit_code == 0 and first.output.startswith(f"{run}: 2 steps")
+    second = _run(*base)
+    assert second.exit_code == 0 and second.output.startswith(f"{run}: 6 steps")
+    again = _run(*base, "--restart", "--max-steps", "1")
+    assert again.exit_code == 0 and again.output.startswith(f"{run}: 1 steps")
+    # train-isp takes the same flags
+    result = CliRunner().invoke(main, ["train-isp", "--data", str(tmp_path), "--out", str(tmp_path / "isp"),
+                                       "--resume"])
+    assert result.exit_code == 2 and result.output.strip() == (
+        f"error: {tmp_path / 'isp'}: no training state to resume (state/last.safetensors is missing)")

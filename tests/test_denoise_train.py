@@ -65,6 +65,9 @@ def test_recipes_load_and_report_errors(tmp_path: Path) -> None:
             load_train_config(bad)
     with pytest.raises(RawSynthError, match="missing.yaml: training recipe not found"):
         load_train_config(tmp_path / "missing.yaml")
+    # the bundled recipes by name, as train-isp takes them
+    assert load_train_config("cpu") == load_train_config(REPO / "configs" / "train-denoiser-cpu.yaml")
+    assert load_train_config("paper").network.name == "denoiser-paper"
 
 
 def test_cosine_schedule() -> None:

@@ -33,7 +33,7 @@ from raw_synth.training import (
     train_isp,
     transformed_cfa,
 )
-from raw_synth.training.config import BUILTIN_CONFIGS, DataConfig, RenderConfig, ValConfig
+from raw_synth.training.config import DataConfig, RenderConfig, ValConfig
 from raw_synth.training.datasets import (
     holdout_column,
     prepare_data,
@@ -85,7 +85,8 @@ def _tiny_config(**train: object) -> dict:
 def test_builtin_recipes_match_the_yaml_files() -> None:
     for name in ("paper", "cpu"):
         path = REPO / "configs" / f"train-isp-{name}.yaml"
-        assert load_config(path) == builtin_config(name) == TrainConfig.from_dict(BUILTIN_CONFIGS[name])
+        bundled = REPO / "raw_synth" / "configs" / f"train-isp-{name}.yaml"
+        assert load_config(path) == builtin_config(name) == load_config(bundled)
         assert load_config(name) == builtin_config(name)
     paper = builtin_config("paper")
     assert paper.train.progressive == ((92000, 128, 64), (156000, 192, 32), (204000, 256, 16),
@@ -113,7 +114,8 @@ def test_config_round_trip_and_errors(tmp_path: Path) -> None:
     bad.write_text("train: {loss: l2}\n")
     with pytest.raises(RawSynthError, match=r"bad.yaml: train.loss: expected one of resampling, l1, got 'l2'$"):
         load_config(bad)
-    with pytest.raises(RawSynthError, match=r"missing.yaml: training config not found"):
+    with pytest.raises(RawSynthError, match=r"missing.yaml: training recipe not found \(give a YAML file or one of "
+                                             r"cpu, paper\)$"):
         load_config(tmp_path / "missing.yaml")
 
 

@@ -66,6 +66,7 @@ from typing import Any, Mapping
 import yaml
 
 from raw_synth.errors import RawSynthError
+from raw_synth.recipes import RECIPE_NAMES, read_yaml, recipe_path
 
 __all__ = [
     "RenderConfig",
@@ -78,7 +79,6 @@ __all__ = [
     "TrainConfig",
     "load_config",
     "builtin_config",
-    "BUILTIN_CONFIGS",
     "LAYOUTS",
     "SAMPLINGS",
     "HOLDOUTS",
@@ -486,62 +486,27 @@ def _plain(value: Any) -> Any:
     return value
 
 
-#: Built-in recipes, identical to ``configs/train-isp-paper.yaml`` and ``configs/train-isp-cpu.yaml``.
-BUILTIN_CONFIGS: dict[str, dict[str, Any]] = {
-    "paper": {
-        "name": "ssdnet-paper-isp",
-        "seed": 100,
-        "network": {"preset": "ssdnet-paper"},
-        "train": {
-            "total_steps": 276000, "lr": 3e-4, "weight_decay": 1e-4, "betas": [0.9, 0.999],
-            "flat_steps": 92000, "cosine_steps": None, "eta_min": 1e-6, "grad_clip": 0.01,
-            "loss": "resampling", "alpha": 1e-3,
-            "progressive": [[92000, 128, 64], [156000, 192, 32], [204000, 256, 16],
-                            [240000, 320, 8], [276000, 384, 8]],
-            "checkpoint_every": 5000, "device": "auto", "threads": None,
-        },
-        "data": {"num_workers": 8, "in_memory": False},
-        "val": {"every": 5000, "holdout": "auto", "fraction": 0.25, "crops_per_image": 1, "patch": None},
-        "logger": {"log_every": 100, "progress": True, "plot": True},
-    },
-    "cpu": {
-        "name": "ssdnet-tiny-cpu",
-        "seed": 100,
-        "network": {"preset": "tiny"},
-        "train": {
-            "total_steps": 3200, "lr": 2e-3, "weight_decay": 1e-4, "betas": [0.9, 0.999],
-            "flat_steps": 1000, "cosine_steps": None, "eta_min": 1e-5, "grad_clip": 0.01,
-            "loss": "resampling", "alpha": 1e-3,
-            "progressive": [[1600, 32, 32], [2800, 64, 12], [3200, 96, 8]],
-            "checkpoint_every": 200, "device": "cpu", "threads": 1,
-        },
-        "data": {"layout": "auto", "sampling": "image", "num_workers": 0, "in_memory": True,
-                 "colour_shift": 1.0, "colour_shift_p": 0.5},
-        "val": {"every": 400, "holdout": "auto", "fraction": 0.25, "crops_per_image": 1, "patch": None},
-        "logger": {"log_every": 20, "progress": True, "plot": True},
-        "export": {"colour": "auto"},
-    },
-}
-
-
 def builtin_config(name: str) -> TrainConfig:
-    """Return a built-in recipe: ``"paper"`` (released SSDNet schedule) or ``"cpu"`` (tiny preset).
+    """Return a bundled recipe: ``"paper"`` (released SSDNet schedule) or ``"cpu"`` (tiny preset).
+
+    They are the YAML files ``raw_synth/configs/train-isp-{name}.yaml``.
 
     Raises:
         RawSynthError: For an unknown name.
     """
-    if name not in BUILTIN_CONFIGS:
-        raise RawSynthError(f"unknown training recipe {name!r}: expected one of {', '.join(sorted(BUILTIN_CONFIGS))} "
+    if name not in RECIPE_NAMES:
+        raise RawSynthError(f"unknown training recipe {name!r}: expected one of {', '.join(RECIPE_NAMES)} "
                             "or a YAML file")
-    return TrainConfig.from_dict(BUILTIN_CONFIGS[name])
+    return load_config(recipe_path(name, "isp"))
 
 
 def load_config(source: "TrainConfig | Mapping[str, Any] | str | Path | None" = None) -> TrainConfig:
     """Load a training recipe.
 
     Args:
-        source: A :class:`TrainConfig` (returned as is), a mapping, a YAML path, a built-in
-            recipe name (``"paper"``, ``"cpu"``), or None for the ``cpu`` recipe.
+        source: A :class:`TrainConfig` (returned as is), a mapping, a YAML path, a bundled
+            recipe name (``"paper"``, ``"cpu"``; :func:`raw_synth.recipes.recipe_path`), or None
+            for the ``cpu`` recipe.
 
     Returns:
         The checked config.
@@ -555,19 +520,8 @@ def load_config(source: "TrainConfig | Mapping[str, Any] | str | Path | None" = 
         return source
     if isinstance(source, Mapping):
         return TrainConfig.from_dict(source)
-    if isinstance(source, str) and source in BUILTIN_CONFIGS and not Path(source).exists():
-        return builtin_config(source)
-    path = Path(source)
-    if not path.is_file():
-        raise RawSynthError(f"{path}: training config not found (give a YAML file or one of "
-                            f"{', '.join(sorted(BUILTIN_CONFIGS))})")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        first = " ".join(str(error).split())
-        raise RawSynthError(f"{path}: not valid YAML ({first})") from None
-    if data is None:
-        data = {}
+    path = recipe_path(source, "isp")
+    data = read_yaml(path)
     try:
         return TrainConfig.from_dict(data)
     except RawSynthError as error:

@@ -296,7 +296,9 @@ def main() -> None:
           f"MAD variance ratio per plane {np.round(real['mad_variance_ratio'], 1).tolist()}, residual/output "
           f"correlation {real['residual_output_correlation']:+.4f}")
     if args.install:
-        target = REPO / "raw_synth" / "data" / "checkpoints" / "denoiser-tiny.safetensors"
+        from raw_synth.bundled_checkpoints import DENOISER_CHECKPOINT, bundled_checkpoint_path
+
+        target = bundled_checkpoint_path(DENOISER_CHECKPOINT)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(checkpoint, target)
         target.chmod(0o644)

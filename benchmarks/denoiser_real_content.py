@@ -144,7 +144,9 @@ def _checkpoint_path(spec: str) -> Path:
     path = Path(spec)
     if path.is_file():
         return path
-    bundled = REPO / "raw_synth" / "data" / "checkpoints" / f"{spec}.safetensors"
+    from raw_synth.bundled_checkpoints import bundled_checkpoint_path
+
+    bundled = bundled_checkpoint_path(f"{spec}.safetensors")
     if bundled.is_file():
         return bundled
     raise SystemExit(f"--model {spec}: no such checkpoint file or bundled model")

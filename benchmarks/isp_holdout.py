@@ -46,11 +46,12 @@ if str(REPO / "benchmarks") not in sys.path:
 
 import make_isp_training_data  # noqa: E402
 
+from raw_synth.bundled_checkpoints import ISP_CHECKPOINT, bundled_checkpoint_path  # noqa: E402
 from raw_synth.metrics import psnr, ssim  # noqa: E402
 
 logger = logging.getLogger("isp_holdout")
 
-BUNDLED = REPO / "raw_synth" / "data" / "checkpoints" / "ssdnet-tiny-isp.safetensors"
+BUNDLED = bundled_checkpoint_path(ISP_CHECKPOINT)
 METHODS = ("ssdnet", "upi", "upi-oracle")
 
 

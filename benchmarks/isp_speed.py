@@ -187,13 +187,13 @@ def _build(preset: str, variant: str) -> tuple[Callable[[], Any], dict[str, Any]
 def worker(args: argparse.Namespace) -> None:
     import torch
 
-    import raw_synth.inference as inference
+    import raw_synth.cpu_tuning as cpu_tuning
 
     if args.alloc == "tuned":
-        tuned = inference.tune_cpu_allocator()
+        tuned = cpu_tuning.tune_cpu_allocator()
     else:
         tuned = False
-        inference._ALLOCATOR_TUNED = False  # keep the engine from tuning it in this process
+        cpu_tuning._ALLOCATOR_TUNED = False  # keep the engine from tuning it in this process
     torch.set_num_threads(args.threads)
     result: dict[str, Any] = {"alloc": args.alloc, "tuned": tuned, "preset": args.preset, "variant": args.variant}
     if args.variant == "matmul":

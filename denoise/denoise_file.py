@@ -33,6 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from raw_synth.bundled_checkpoints import DENOISER_CHECKPOINT, bundled_checkpoint_path
 from raw_synth.errors import RawSynthError
 
 __all__ = ["DenoiseResult", "denoise_file", "bundled_denoiser", "estimate_noise", "render_preview",
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 #: Suffixes read as bare mosaics (with cfa, black and white given).
 MOSAIC_SUFFIXES: tuple[str, ...] = (".npy", ".png", ".tif", ".tiff", ".raw", ".bin")
 #: File name of the bundled checkpoint in ``raw_synth/data/checkpoints``.
-BUNDLED_NAME = "denoiser-tiny.safetensors"
+BUNDLED_NAME = DENOISER_CHECKPOINT
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,7 @@ class DenoiseResult:
 
 def bundled_denoiser() -> Path:
     """Path of the bundled ``denoiser-tiny`` checkpoint (``raw_synth/data/checkpoints``)."""
-    from importlib import resources
-
-    return Path(str(resources.files("raw_synth") / "data" / "checkpoints" / BUNDLED_NAME))
+    return bundled_checkpoint_path(BUNDLED_NAME)
 
 
 def _read_input(path: Path, cfa: str | None, black: Any, white: Any) -> Any:

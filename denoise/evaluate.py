@@ -68,6 +68,7 @@ from denoise.sidd import (
 )
 from raw_synth.errors import RawSynthError
 from raw_synth.metrics import psnr, ssim
+from raw_synth.tiling import tiled_apply
 
 __all__ = [
     "NOISE_MODES",
@@ -125,15 +126,6 @@ class Method:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
-
-
 def model_method(model: torch.nn.Module, name: str, device: Union[str, torch.device] = "cpu",
                  description: str = "", **extra: Any) -> Method:
     """Wrap a denoiser that follows the contract as a :class:`Method`.
@@ -152,6 +144,13 @@ def model_method(model: torch.nn.Module, name: str, device: Union[str, torch.dev
     conditioned = bool(getattr(getattr(model, "config", None), "conditioned", False))
     dev = torch.device(device)
     model = model.to(dev).eval()
+    # model.predict takes any size; a bare forward gets the blocks padded to a multiple of 16.
+    pad_multiple = 1 if hasattr(model, "predict") else _PAD_MULTIPLE
+
+    def run_model(noisy_t: torch.Tensor, variance_t: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if pad_multiple == 1:
+            return {"out": model.predict(noisy_t, variance_t)}
+        return {"out": model(noisy_t, variance=variance_t)}
 
     def run(noisy: np.ndarray, shot: np.ndarray, read: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(noisy, dtype=np.float32)).to(dev)
@@ -160,14 +159,9 @@ def model_method(model: torch.nn.Module, name: str, device: Union[str, torch.dev
             s = torch.as_tensor(np.asarray(shot, np.float32), device=dev).view(1, 4, 1, 1)
             r = torch.as_tensor(np.asarray(read, np.float32), device=dev).view(1, 4, 1, 1)
             variance = (s * x + r).clamp_min(0.0)
+        inputs = [x] if variance is None else [x, variance]
         with torch.inference_mode():
-            if hasattr(model, "predict"):
-                out = model.predict(x, variance)
-            else:
-                h, w = x.shape[-2:]
-                xv = _pad_to(x, _PAD_MULTIPLE)
-                vv = None if variance is None else _pad_to(variance, _PAD_MULTIPLE)
-                out = model(xv, variance=vv)[..., :h, :w]
+            out = tiled_apply(run_model, inputs, None, pad_multiple=pad_multiple)["out"]
         if tuple(out.shape) != tuple(x.shape):
             raise RawSynthError(f"{name}: model returned shape {tuple(out.shape)} for input {tuple(x.shape)}")
         return out.clamp(0.0, 1.0).float().cpu().numpy()

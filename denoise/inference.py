@@ -1,5 +1,9 @@
 """Running a trained denoiser on packed RAW arrays: checkpoint loading and tiled inference.
 
+:func:`denoise_packed` is the ``"crop"`` policy of the project's one tiler,
+:func:`raw_synth.tiling.tiled_apply`: each core tile is run with context around it and only its
+core is kept.
+
 Example:
     >>> import numpy as np
     >>> from denoise.inference import denoise_packed
@@ -21,6 +25,8 @@ import numpy as np
 import torch
 
 from raw_synth.errors import RawSynthError
+from raw_synth.per_plane import per_plane
+from raw_synth.tiling import tiled_apply
 
 __all__ = ["load_denoiser", "noise_variance", "denoise_packed", "DEFAULT_TILE", "DEFAULT_OVERLAP"]
 
@@ -52,12 +58,10 @@ def load_denoiser(path: str | Path, device: str | torch.device = "cpu") -> tuple
 
 def _per_plane(value: Any, name: str) -> np.ndarray:
     try:
-        arr = np.asarray(value, dtype=np.float64).reshape(-1)
+        arr = per_plane(value)
     except (TypeError, ValueError):
         raise RawSynthError(f"{name}: expected 1 or 4 numbers, got {value!r}") from None
-    if arr.size == 1:
-        arr = np.full(4, float(arr[0]))
-    if arr.shape != (4,) or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+    if arr is None or not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise RawSynthError(f"{name}: expected 1 or 4 finite numbers >= 0, got {np.asarray(value).tolist()}")
     return arr
 
@@ -95,6 +99,7 @@ def denoise_packed(
     overlap: int = DEFAULT_OVERLAP,
     device: str | torch.device = "cpu",
     clamp: bool = True,
+    tile_batch: int = 1,
 ) -> np.ndarray:
     """Denoise one packed RAW image tile by tile.
 
@@ -109,8 +114,9 @@ def denoise_packed(
         read: Per-plane (or one) read variance; required by a conditioned model.
         tile: Core tile side in packed pixels (``>= 8``).
         overlap: Context per side in packed pixels.
-        device: Where to run.
+        device: Where to run (tiles are moved there one call at a time; the result is on the CPU).
         clamp: Clamp the output to [0, 1].
+        tile_batch: Tiles of one size run in one forward pass (border tiles differ in size).
 
     Returns:
         float32 ``(4, h, w)`` denoised RAW.
@@ -128,25 +134,17 @@ def denoise_packed(
     if conditioned and (shot is None or read is None):
         raise RawSynthError("shot/read: this denoiser is conditioned on the noise level; give both")
     variance = noise_variance(arr, shot, read) if conditioned else None
-    device = torch.device(device)
     was_training = model.training
     model.eval()
-    height, width = arr.shape[1:]
-    out = np.empty((4, height, width), dtype=np.float32)
-    source = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-    var_t = torch.from_numpy(variance) if variance is not None else None
+    source = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))[None]
+    inputs = [source] if variance is None else [source, torch.from_numpy(variance)[None]]
+
+    def run(part: torch.Tensor, var: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        pred = model.predict(part, var).float()
+        return {"out": pred.clamp(0.0, 1.0) if clamp else pred}
+
     try:
-        for y in range(0, height, tile):
-            for x in range(0, width, tile):
-                y1, x1 = min(y + tile, height), min(x + tile, width)
-                ya, xa = max(0, y - overlap), max(0, x - overlap)
-                yb, xb = min(height, y1 + overlap), min(width, x1 + overlap)
-                part = source[None, :, ya:yb, xa:xb].to(device)
-                var = var_t[None, :, ya:yb, xa:xb].to(device) if var_t is not None else None
-                pred = model.predict(part, var)[0].float()
-                if clamp:
-                    pred = pred.clamp(0.0, 1.0)
-                out[:, y:y1, x:x1] = pred[:, y - ya : y1 - ya, x - xa : x1 - xa].cpu().numpy()
+        out = tiled_apply(run, inputs, tile, overlap, policy="crop", tile_batch=tile_batch, device=device)["out"]
     finally:
         model.train(was_training)
-    return out
+    return np.ascontiguousarray(out[0].numpy(), dtype=np.float32)

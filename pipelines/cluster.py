@@ -23,15 +23,14 @@ finalising the interpreter once it has closed.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
-import platform
 import re
 from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from raw_synth.cpu_tuning import set_malloc
 from raw_synth.errors import RawSynthError
 
 __all__ = ["QUIET_WORKERS", "WORKER_ENVIRON", "LocalWorkerSetup", "start_local_cluster", "connect"]
@@ -117,10 +116,6 @@ def connect(address: str, timeout: str = "20s"):
 
 # ------------------------------------------------------------------------------------ local worker setup
 
-#: glibc ``mallopt`` parameters (malloc.h).
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
-
-
 class LocalWorkerSetup(WorkerPlugin):
     """Worker plugin of the local cluster: the start-up environment in a forked worker, a fast exit.
 
@@ -184,13 +179,4 @@ def tune_malloc() -> bool:
     Returns:
         True when glibc accepted the settings; False elsewhere (nothing done).
     """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    threshold = int(WORKER_ENVIRON["MALLOC_MMAP_THRESHOLD_"])
-    return all([mallopt(_M_ARENA_MAX, 1), mallopt(_M_MMAP_THRESHOLD, threshold), mallopt(_M_TRIM_THRESHOLD, threshold)])
+    return set_malloc(int(WORKER_ENVIRON["MALLOC_MMAP_THRESHOLD_"]), arena_max=int(WORKER_ENVIRON["MALLOC_ARENA_MAX"]))

@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import shutil
 import sys
@@ -35,11 +34,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 from pipelines.config import LEGACY_DEFAULTS, GenerateConfig, check_config, profile_digest, resolve_cameras
 from pipelines.plan import ShardPlan, plan_shards
+from raw_synth.cpu_tuning import torch_threads
 from raw_synth.errors import RawSynthError
+from raw_synth.file_hash import file_sha256
 
 if TYPE_CHECKING:  # both import torch; plain imports would load it before the options are checked
     from pipelines.worker import ShardJob
@@ -89,14 +90,6 @@ class GenerateSummary:
 
 
 # ------------------------------------------------------------------------------------ manifest
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def manifest_config(config: GenerateConfig, sources: Sources, cameras: list, model_sha256: str | None) -> dict[str, Any]:
@@ -242,18 +235,6 @@ def _make_folder(out: Path) -> None:
 # ------------------------------------------------------------------------------------ running
 
 
-@contextlib.contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def make_shard(shard_index: int, start: int, stop: int, job: ShardJob) -> dict[str, Any]:
     """:func:`pipelines.worker.make_shard` (imported on first use: it loads torch), never raising.
 
@@ -287,7 +268,7 @@ def _one_line(exc: BaseException, what: str) -> str:
 def _run_in_process(shards: list[ShardPlan], job: ShardJob, on_done: Callable[[dict[str, Any]], None]) -> float:
     """Run the shards one after the other in this process; return the time the first started."""
     started = time.perf_counter()
-    with _torch_threads(1):
+    with torch_threads(1):
         for shard in shards:
             on_done(make_shard(shard.index, shard.start, shard.stop, job))
     return started
@@ -404,7 +385,7 @@ def _generate(config: GenerateConfig, out: Path, progress: bool, began: float,
     sources = resolve_sources(config.src, int(config.patch), downscale=int(config.downscale),
                               crops_per_image=int(config.crops_per_image), cache_bytes=int(config.cache_mb) << 20,
                               max_pixels=int(config.max_pixels))
-    model_sha = _file_sha256(Path(config.model)) if config.model is not None else None
+    model_sha = file_sha256(Path(config.model)) if config.model is not None else None
     wanted = manifest_config(config, sources, cameras, model_sha)
     engine = {"name": config.engine, "checkpoint_sha256": model_sha}
     _make_folder(out)

@@ -26,6 +26,7 @@ import numpy as np
 
 from pipelines.config import GenerateConfig
 from raw_synth.camera import CameraProfile
+from raw_synth.cpu_tuning import set_torch_threads, tune_cpu_allocator
 from raw_synth.engine import EngineResult, InverseISP, create_engine
 from raw_synth.errors import RawSynthError
 from raw_synth.seeding import sample_rng
@@ -82,8 +83,6 @@ def get_engine(config: GenerateConfig) -> InverseISP:
     key = (config.engine, None if config.model is None else str(config.model), config.device)
     engine = _ENGINES.get(key)
     if engine is None:
-        from raw_synth.inference import tune_cpu_allocator
-
         tune_cpu_allocator()
         engine = create_engine(config.engine, **engine_options(config))
         _ENGINES[key] = engine
@@ -243,10 +242,7 @@ def make_shard(shard_index: int, start: int, stop: int, job: ShardJob) -> dict[s
 
     began, cpu_began = time.perf_counter(), time.process_time()
     if _in_dask_worker():
-        import torch
-
-        if torch.get_num_threads() != 1:
-            torch.set_num_threads(1)
+        set_torch_threads(1)
     records, failed = _make_records(job, range(int(start), int(stop)))
     info = write_shard(Path(job.out), int(shard_index), records, fmt=job.config.format,
                        clean_dtype=job.config.clean_dtype)

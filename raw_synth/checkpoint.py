@@ -28,7 +28,6 @@ weights that do not fit the config, an absurd config, or non-finite weights.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -68,11 +67,9 @@ _DEPTH_FIELD = re.compile(r"(blocks|depths?|layers)$")
 
 def file_sha256(path: str | Path) -> str:
     """Hex sha256 of a file (identifies the engine checkpoint in a store's manifest)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from raw_synth import file_hash
+
+    return file_hash.file_sha256(path)
 
 
 def save_model(

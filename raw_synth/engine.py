@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from raw_synth.bundled_checkpoints import ISP_CHECKPOINT, bundled_checkpoint_path
 from raw_synth.errors import RawSynthError
+from raw_synth.file_hash import file_sha256
 
 if TYPE_CHECKING:  # pragma: no cover
     from raw_synth.inference import InferenceOptions
@@ -131,7 +133,7 @@ class UPIEngine:
 
 
 #: Where an install keeps the bundled SSDNet checkpoint (trained on RAW/sRGB pairs of one camera).
-BUNDLED_CHECKPOINT = Path(__file__).resolve().parent / "data" / "checkpoints" / "ssdnet-tiny-isp.safetensors"
+BUNDLED_CHECKPOINT = bundled_checkpoint_path(ISP_CHECKPOINT)
 
 #: Colour facts used when a checkpoint records no camera (Unprocessing's typical camera).
 DEFAULT_WB_GAINS = (2.0, 1.0, 1.0, 1.7)
@@ -184,7 +186,7 @@ class SSDNetEngine:
     resampling). The white balance and colour matrix of every result are the checkpoint's camera
     (``extra["camera"] = {"wb_gains": [4], "xyz_to_cam": [[3x3]], "name": str}``); a checkpoint
     without one gets gains ``(2.0, 1, 1, 1.7)`` and the ``unprocessing`` profile's matrix, with a
-    warning. On CPU the glibc allocator is tuned once (:func:`raw_synth.inference.tune_cpu_allocator`).
+    warning. On CPU the glibc allocator is tuned once (:func:`raw_synth.cpu_tuning.tune_cpu_allocator`).
 
     Every :meth:`convert` draws exactly one integer from its ``rng`` (the seed of the image's
     test-resampling generator), whatever the options, so the draws that follow do not depend on
@@ -239,8 +241,6 @@ class SSDNetEngine:
     def checkpoint_sha256(self) -> str:
         """Hex sha256 of the checkpoint file (recorded in a store's manifest)."""
         if self._sha256 is None:
-            from raw_synth.checkpoint import file_sha256
-
             self._sha256 = file_sha256(self.checkpoint)
         return self._sha256
 

@@ -1,7 +1,8 @@
 """SSDNet inference: tiled prediction with smooth blending, device/precision options, test-time extras.
 
 :func:`predict_tiled` runs an SSDNet on an image of any (even) size in overlapping tiles, so the
-memory it needs is bounded by the tile size, not the image size. Tile offsets are even, so every
+memory it needs is bounded by the tile size, not the image size. It is the ``"blend"`` policy of
+the project's one tiler, :func:`raw_synth.tiling.tiled_apply`. Tile offsets are even, so every
 tile starts on an R site and the Bayer phase of the packed output is kept. The tiles' packed
 predictions are blended with a separable raised-cosine ramp across each overlap (at packed
 resolution) and normalised by the summed weights.
@@ -18,9 +19,10 @@ untiled output with an untrained tiny model; see ``tests/test_inference.py``).
 autocast, channels-last weights and inputs, the Bayer-aware x8 self-ensemble and test-time
 resampling with one seeded generator per image. :class:`InferenceOptions` holds these settings.
 
-:func:`tune_cpu_allocator` raises glibc's mmap and trim thresholds: without it every large
-intermediate tensor is a fresh ``mmap`` whose pages fault in on first touch, which made CPU
-inference several times slower on the 2-core VM of ``benchmarks/isp_speed.py``.
+:func:`tune_cpu_allocator` (from :mod:`raw_synth.cpu_tuning`) raises glibc's mmap and trim
+thresholds: without it every large intermediate tensor is a fresh ``mmap`` whose pages fault in
+on first touch, which made CPU inference several times slower on the 2-core VM of
+``benchmarks/isp_speed.py``.
 
 Example:
     >>> import torch
@@ -34,19 +36,17 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import dataclasses
 import logging
-import math
-import platform
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
 from torch import nn
 
+from raw_synth.cpu_tuning import tune_cpu_allocator
 from raw_synth.errors import RawSynthError
+from raw_synth.tiling import blend_layout, blend_window, tiled_apply
 
 __all__ = [
     "DEVICES",
@@ -67,14 +67,6 @@ DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 
 #: Tiles are processed at multiples of this size (SSDNet's padding multiple), so no tile is padded.
 TILE_MULTIPLE = 16
-
-#: glibc ``mallopt`` parameter numbers (malloc.h).
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-#: Threshold set by :func:`tune_cpu_allocator`: 1 GiB.
-ALLOCATOR_THRESHOLD = 1 << 30
-
-_ALLOCATOR_TUNED: bool | None = None
 
 
 def _is_int(value: object) -> bool:
@@ -175,39 +167,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def tune_cpu_allocator() -> bool:
-    """Raise glibc malloc's mmap and trim thresholds to 1 GiB, once per process.
-
-    SSDNet's CPU inference allocates many large short-lived tensors. By default glibc serves each
-    of them with a fresh ``mmap`` and returns it on free, so every forward pass page-faults its
-    whole working set again; with the thresholds raised the freed memory is reused. The same
-    effect as ``MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824`` in the
-    environment. The price is that the process keeps its peak heap instead of returning it.
-
-    Returns:
-        True when the thresholds are set (now or by an earlier call), False where the C library
-        is not glibc (macOS, Windows, musl) - then nothing is done.
-    """
-    global _ALLOCATOR_TUNED
-    if _ALLOCATOR_TUNED is not None:
-        return _ALLOCATOR_TUNED
-    _ALLOCATOR_TUNED = False
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        logger.debug("tune_cpu_allocator: not glibc, nothing to do")
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    ok = bool(mallopt(_M_MMAP_THRESHOLD, ALLOCATOR_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, ALLOCATOR_THRESHOLD))
-    _ALLOCATOR_TUNED = ok
-    logger.debug("tune_cpu_allocator: mallopt thresholds %s", "set" if ok else "refused")
-    return ok
-
-
 def prepare_model(model: nn.Module, options: InferenceOptions) -> tuple[nn.Module, torch.device]:
     """Put a model on the options' device, in eval mode and the requested memory format.
 
@@ -228,13 +187,9 @@ def prepare_model(model: nn.Module, options: InferenceOptions) -> tuple[nn.Modul
 
 
 def tile_layout(size: int, tile: int, overlap: int) -> tuple[int, list[int]]:
-    """Tile length and even start offsets along one axis of length ``size``.
+    """Tile length and even start offsets along one axis of length ``size``, as :func:`predict_tiled` cuts it.
 
-    An axis no longer than ``tile`` is one piece. Otherwise it takes the fewest tiles that can
-    overlap by at least ``overlap``, ``n = ceil((size - overlap) / (tile - overlap))``; their
-    length is the smallest multiple of 16 (at most ``tile``) that still gives that overlap, so
-    little work is wasted when ``size`` is just above a multiple of the tile; the starts are
-    spread evenly from 0 to ``size - length`` (rounded down to even offsets).
+    :func:`raw_synth.tiling.blend_layout` with tile lengths in multiples of 16 and even starts.
 
     Args:
         size: Axis length, even.
@@ -244,40 +199,7 @@ def tile_layout(size: int, tile: int, overlap: int) -> tuple[int, list[int]]:
     Returns:
         ``(length, starts)``: increasing starts, the first 0 and the last ``size - length``.
     """
-    if size <= tile:
-        return size, [0]
-    count = -(-(size - overlap) // (tile - overlap))  # ceil
-    needed = -(-(size + (count - 1) * overlap) // count)
-    length = min(tile, -(-needed // TILE_MULTIPLE) * TILE_MULTIPLE)
-    span = (size - length) // 2  # in steps of two pixels
-    return length, [2 * ((i * span) // (count - 1)) for i in range(count)]
-
-
-def blend_window(length: int, ramp: int, rise: bool, fall: bool, device: torch.device | None = None) -> torch.Tensor:
-    """One axis of the blending window: raised-cosine ramps of ``ramp`` samples at either end.
-
-    ``w[i] = (1 - cos(pi * (i + 0.5) / ramp)) / 2`` for ``i < ramp`` when ``rise`` (mirrored at the
-    end when ``fall``), else 1. Every weight is > 0, so normalising by the summed weights is safe.
-
-    Args:
-        length: Window length (packed pixels).
-        ramp: Ramp length, ``0 <= ramp <= length / 2``; 0 gives a flat window.
-        rise: Ramp up at the start (there is a tile before this one).
-        fall: Ramp down at the end (there is a tile after this one).
-        device: Where to build it.
-
-    Returns:
-        float32 ``(length,)`` in ``(0, 1]``.
-    """
-    window = torch.ones(length, dtype=torch.float32, device=device)
-    if ramp > 0:
-        steps = torch.arange(ramp, dtype=torch.float32, device=device)
-        up = 0.5 - 0.5 * torch.cos(math.pi * (steps + 0.5) / ramp)
-        if rise:
-            window[:ramp] = up
-        if fall:
-            window[length - ramp :] = torch.minimum(window[length - ramp :], up.flip(0))
-    return window
+    return blend_layout(size, tile, overlap, align=TILE_MULTIPLE, step=2)
 
 
 def _check_input(rgb: torch.Tensor) -> None:
@@ -346,46 +268,13 @@ def predict_tiled(
     """
     _check_input(rgb)
     _check_tiling(tile, overlap)
-    batch, _, height, width = rgb.shape
     keys = ("mu", "sigma") if with_sigma else ("mu",)
-    if height <= tile and width <= tile:
-        out = _predict_tile(model, rgb, with_sigma, channels_last, autocast)
-        return {key: out[key] for key in keys}
 
-    tile_h, ys = tile_layout(height, tile, overlap)
-    tile_w, xs = tile_layout(width, tile, overlap)
-    device = rgb.device
-    acc = {key: torch.zeros(batch, 4, height // 2, width // 2, dtype=torch.float32, device=device) for key in keys}
-    weight_sum = torch.zeros(height // 2, width // 2, dtype=torch.float32, device=device)
-    windows_y = _axis_windows(ys, tile_h, device)
-    windows_x = _axis_windows(xs, tile_w, device)
-    for y0, wy in zip(ys, windows_y):
-        for x0, wx in zip(xs, windows_x):
-            weight = wy[:, None] * wx[None, :]
-            out = _predict_tile(model, rgb[:, :, y0 : y0 + tile_h, x0 : x0 + tile_w], with_sigma, channels_last,
-                                autocast)
-            window = (slice(y0 // 2, (y0 + tile_h) // 2), slice(x0 // 2, (x0 + tile_w) // 2))
-            for key in keys:
-                acc[key][(..., *window)].addcmul_(out[key], weight)
-            weight_sum[window].add_(weight)
-            del out
-    return {key: value.div_(weight_sum) for key, value in acc.items()}
+    def predict(tile_rgb: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = _predict_tile(model, tile_rgb, with_sigma, channels_last, autocast)
+        return {key: value for key in keys if (value := out[key]) is not None}
 
-
-def _axis_windows(starts: list[int], length: int, device: torch.device) -> list[torch.Tensor]:
-    """Blending windows (packed resolution) of the tiles starting at ``starts``, each ``length`` long.
-
-    A side that overlaps a neighbour ramps over that overlap (at most half the tile).
-    """
-    half = length // 2
-    windows = []
-    for i, start in enumerate(starts):
-        before = (starts[i - 1] + length - start) // 2 if i > 0 else 0
-        after = (start + length - starts[i + 1]) // 2 if i + 1 < len(starts) else 0
-        rise = blend_window(half, min(before, half // 2), before > 0, False, device)
-        fall = blend_window(half, min(after, half // 2), False, after > 0, device)
-        windows.append(rise * fall)
-    return windows
+    return tiled_apply(predict, [rgb], tile, overlap, policy="blend", scale=2, align=TILE_MULTIPLE)
 
 
 def _autocast_for(device: torch.device, amp: bool) -> torch.autocast | None:

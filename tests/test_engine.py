@@ -12,6 +12,7 @@ import torch
 import raw_synth.engine as engine_module
 from raw_synth.camera import get_profile
 from raw_synth.checkpoint import file_sha256, save_model
+from raw_synth.cpu_tuning import torch_threads
 from raw_synth.engine import (
     EngineResult,
     InverseISP,
@@ -31,10 +32,8 @@ CAMERA = {"name": "test-cam", "wb_gains": [2.1, 1.0, 1.0, 1.6],
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

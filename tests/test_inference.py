@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from raw_synth.cfa import pack
+from raw_synth.cpu_tuning import torch_threads
 from raw_synth.errors import RawSynthError
 from raw_synth.inference import (
     InferenceOptions,
@@ -27,10 +28,8 @@ from raw_synth.models import create_model, self_ensemble_x8, test_resample
 def one_thread():
     """One torch thread: the tiny model's small tiles gain nothing from two, and a busy 2-core
     machine makes OpenMP barriers very slow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

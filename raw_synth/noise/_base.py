@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from raw_synth.errors import RawSynthError
+from raw_synth.per_plane import per_plane
 
 Array = Union[np.ndarray, torch.Tensor]
 """A numpy array or a torch tensor."""
@@ -150,11 +151,10 @@ def torch_generator(rng: RandomSource, device: torch.device, name: str = "rng") 
 def per_plane_np(value: object, name: str) -> np.ndarray:
     """A per-plane parameter as float64 ``(4,)`` for the numpy path (``(B, 4)`` is refused)."""
     arr = to_numpy_values(value, name)
-    if arr.ndim == 0:
-        return np.full(4, float(arr))
-    if arr.shape == (4,):
-        return arr.copy()
-    raise RawSynthError(f"{name}: numpy input takes a scalar or 4 values (R, Gr, Gb, B), got shape {arr.shape}")
+    planes = per_plane(arr, flatten=False)
+    if planes is None:
+        raise RawSynthError(f"{name}: numpy input takes a scalar or 4 values (R, Gr, Gb, B), got shape {arr.shape}")
+    return planes
 
 
 def per_sample_np(value: object, name: str) -> float:

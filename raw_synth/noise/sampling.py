@@ -33,6 +33,7 @@ from raw_synth.errors import RawSynthError
 from raw_synth.noise._base import PerPlane, RandomSource, numpy_rng, to_numpy_values
 from raw_synth.noise.gaussian import GaussianParams
 from raw_synth.noise.physics import PhysicsParams, ReadModel
+from raw_synth.per_plane import per_plane
 
 __all__ = [
     "sample_log_linear",
@@ -368,10 +369,8 @@ def check_nlf_table(table: NlfTable, name: str = "table") -> tuple[np.ndarray, n
             raise RawSynthError(f"{name}: ISO {iso_f:g} must map to a pair (shot, read)")
         pair = []
         for label, value in zip(("shot", "read"), entry):
-            arr = to_numpy_values(value, f"{name}: ISO {iso_f:g} {label}")
-            if arr.ndim == 0:
-                arr = np.full(4, float(arr))
-            if arr.shape != (4,) or np.any(arr <= 0.0):
+            arr = per_plane(to_numpy_values(value, f"{name}: ISO {iso_f:g} {label}"), flatten=False)
+            if arr is None or np.any(arr <= 0.0):
                 raise RawSynthError(f"{name}: ISO {iso_f:g} {label} must be a positive scalar or 4 positive values")
             pair.append(arr)
         isos.append(iso_f)

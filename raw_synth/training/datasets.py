@@ -45,6 +45,7 @@ import torch
 
 from raw_synth.cfa import pack, red_offset, unify, unpack
 from raw_synth.errors import RawSynthError
+from raw_synth.file_hash import file_sha256
 from raw_synth.training.augment import N_TRANSFORMS, augment_pair, colour_shift_pair, crop_pair
 from raw_synth.training.config import DataConfig, RenderConfig, ValConfig
 
@@ -247,14 +248,6 @@ def detect_layout(data_dir: str | Path) -> str:
         "AIM 2022 pairs (NAME.jpg + NAME.npy) or rgb/ and raw/ sub-folders")
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def render_camera_raw(path: str | Path, render: RenderConfig | None = None
                       ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Render a camera RAW file into an aligned (sRGB, packed RAW) pair.
@@ -326,7 +319,7 @@ def _camera_raw_sources(root: Path, data: DataConfig, cache_dir: Path) -> tuple[
     settings = json.dumps({"render": _render_dict(data.render), "format": _CACHE_FORMAT}, sort_keys=True)
     for path in _files(root, RAW_SUFFIXES):
         name = _name(path, root)
-        key = hashlib.sha256((_file_digest(path) + settings).encode()).hexdigest()[:16]
+        key = hashlib.sha256((file_sha256(path) + settings).encode()).hexdigest()[:16]
         cached = cache_dir / f"{name.replace('/', '__')}-{key}.npz"
         try:
             if not (data.cache and cached.is_file()):

@@ -38,6 +38,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from raw_synth.cpu_tuning import torch_threads
 from raw_synth.errors import RawSynthError
 from raw_synth.training.config import TrainConfig, load_config
 from raw_synth.training.datasets import (
@@ -330,13 +331,8 @@ def train_isp(
                                 "use another --out folder or start again without resume")
 
     device = resolve_device(cfg.train.device)
-    threads_before = torch.get_num_threads()
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    try:
+    with torch_threads(cfg.train.threads):
         return _train(cfg, data_dir, run, device, previous, max_steps)
-    finally:
-        torch.set_num_threads(threads_before)
 
 
 def _train(cfg: TrainConfig, data_dir: str | Path, run: Path, device: torch.device,

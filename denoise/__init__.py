@@ -11,6 +11,8 @@ importing this package.
 * :mod:`denoise.config` / :mod:`denoise.train` - YAML recipes and :func:`train_denoiser`.
 * :mod:`denoise.inference` - :func:`load_denoiser`, :func:`denoise_packed` (tiled).
 * :mod:`denoise.denoise_file` - :func:`denoise_file`: a RAW file in, a denoised DNG out.
+* :mod:`denoise.evaluate` / :mod:`denoise.report` / :mod:`denoise.eval_sidd` - SIDD scoring, its
+  report, and :func:`run_eval_sidd` (the ``eval-sidd`` command) above both.
 """
 
 from __future__ import annotations

@@ -472,7 +472,7 @@ def eval_sidd(sidd_dir: Path, models: tuple[str, ...], out_dir: Path, split: str
               max_images: int | None, cfa: str | None, noise: str, baselines: bool, device: str,
               batch_size: int, no_plots: bool) -> None:
     """Denoise the SIDD validation or benchmark RAW blocks, score them and write a report."""
-    from denoise.evaluate import run_eval_sidd
+    from denoise.eval_sidd import run_eval_sidd
     from denoise.report import format_summary
 
     evaluation = run_eval_sidd(sidd_dir, list(models), out_dir, split=split, metadata_dir=metadata_dir,

@@ -35,7 +35,8 @@ from denoise.baselines import (
     anscombe_inverse_unbiased,
     anscombe_nlm_denoise,
 )
-from denoise.evaluate import load_method, run_eval_sidd
+from denoise.eval_sidd import run_eval_sidd
+from denoise.evaluate import load_method
 from raw_synth.errors import RawSynthError
 from tests.fixtures_sidd import write_sidd_blocks
 from tests.test_sidd_eval import (

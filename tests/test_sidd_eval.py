@@ -19,7 +19,8 @@ from skimage.metrics import structural_similarity
 from torch import nn
 
 from denoise.baselines import anscombe_forward, anscombe_inverse, anscombe_nlm_denoise, identity_denoise
-from denoise.evaluate import evaluate_sidd, load_method, model_method, run_eval_sidd
+from denoise.eval_sidd import run_eval_sidd
+from denoise.evaluate import evaluate_sidd, load_method, model_method
 from denoise.sidd import (
     DEFAULT_CFA,
     find_metadata_files,

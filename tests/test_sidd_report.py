@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from denoise.evaluate import run_eval_sidd
+from denoise.eval_sidd import run_eval_sidd
 from denoise.published import PUBLISHED, SSDNET_TABLE5_SPLIT, published_rows
 from denoise.report import MD_SECTIONS, REPORT_FORMAT, format_summary
 from tests.test_sidd_eval import make_blocks, save_offset_checkpoint, write_metadata_dir, write_split

@@ -51,6 +51,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from raw_synth.config_fields import run_only
 from raw_synth.errors import RawSynthError
 from raw_synth.recipes import read_yaml, recipe_path
 
@@ -114,12 +115,12 @@ class _Checker:
 class DatasetsSection:
     """Where the training pairs come from (see :class:`denoise.dataset.ShardDataset`)."""
 
-    path: str | None = None
+    path: str | None = run_only(None)
     val_fraction: float = 0.1
     val_shards: list[Any] | None = None
     crop: Any = 64
     augment: bool = True
-    num_workers: int = 0
+    num_workers: int = run_only(0)
 
     def check(self, c: _Checker) -> None:
         if self.path is not None and not isinstance(self.path, str):
@@ -160,7 +161,7 @@ class NetworkSection:
 class TrainSection:
     """Optimiser, schedule and loop settings."""
 
-    max_steps: int = 2000
+    max_steps: int = run_only(2000)
     batch_size: int = 8
     lr: float = 5e-4
     min_lr: float = 1e-6
@@ -170,9 +171,9 @@ class TrainSection:
     grad_clip: float = 0.0
     srgb_loss_weight: float = 0.0
     amp: str = "auto"
-    device: str = "auto"
+    device: str = run_only("auto")
     seed: int = 0
-    checkpoint_every: int = 500
+    checkpoint_every: int = run_only(500)
 
     def check(self, c: _Checker) -> None:
         c.integer("max_steps", self.max_steps, 1)
@@ -244,8 +245,8 @@ class TrainConfig:
     datasets: DatasetsSection = field(default_factory=DatasetsSection)
     network: NetworkSection = field(default_factory=NetworkSection)
     train: TrainSection = field(default_factory=TrainSection)
-    val: ValSection = field(default_factory=ValSection)
-    logger: LoggerSection = field(default_factory=LoggerSection)
+    val: ValSection = run_only(default_factory=ValSection)
+    logger: LoggerSection = run_only(default_factory=LoggerSection)
 
     def check(self, origin: str = "config") -> "TrainConfig":
         """Validate every section (normalising crops to lists); returns ``self``."""

@@ -46,6 +46,7 @@ from torch import nn
 from denoise.config import TrainConfig, load_train_config
 from denoise.dataset import ShardDataset, make_sampler
 from denoise.models import ARCHITECTURE, SSDNetDenoiser, create_denoiser
+from raw_synth.config_fields import first_difference, identity_view
 from raw_synth.errors import RawSynthError
 
 __all__ = ["TrainSummary", "train_denoiser", "evaluate", "cosine_schedule", "CONFIG_NAME", "STATE_NAME",
@@ -63,9 +64,6 @@ PLOT_NAME = "curves.png"
 #: Least wall time between two redraws of curves.png during training.
 _PLOT_INTERVAL_S = 30.0
 
-#: Recipe fields that may change when a run is resumed (they do not alter the trajectory).
-_RESUME_FREE = {("train", "max_steps"), ("train", "checkpoint_every"), ("train", "device"),
-                ("datasets", "num_workers"), ("datasets", "path")}
 
 
 @dataclass
@@ -294,16 +292,11 @@ def evaluate(
 
 
 def _check_resume_config(stored: TrainConfig, given: TrainConfig, out: Path) -> None:
-    a, b = stored.to_dict(), given.to_dict()
-    for section in a:
-        for key in sorted(set(a[section]) | set(b[section])):
-            if (section, key) in _RESUME_FREE or section in ("val", "logger"):
-                continue
-            if a[section].get(key) != b[section].get(key):
-                raise RawSynthError(
-                    f"{out}: cannot resume with a different recipe ({section}.{key}: "
-                    f"{a[section].get(key)!r} != {b[section].get(key)!r}); use another --out"
-                )
+    """Refuse to resume with a recipe whose identity fields differ (the run-only ones may change)."""
+    diff = first_difference(identity_view(stored), identity_view(given))
+    if diff is not None:
+        name, a, b = diff
+        raise RawSynthError(f"{out}: cannot resume with a different recipe ({name}: {a!r} != {b!r}); use another --out")
 
 
 def _batches(order: list[int], batch_size: int) -> list[list[int]]:

@@ -5,9 +5,10 @@
 :func:`resolve_cameras` turns ``--cameras`` into camera profiles.
 
 Only some fields decide *what* is generated (:data:`IDENTITY_FIELDS`); they are the ones a resumed
-run must share with the store. ``out``, ``workers``, ``scheduler``, ``device``, ``cache_mb`` and
-``overwrite`` only say where and how, so a run may resume with another worker count, cache size or
-on another cluster. Identity fields added after stores were first written have a
+run must share with the store. The fields declared with :func:`raw_synth.config_fields.run_only`
+(:data:`RUN_ONLY_FIELDS`: ``out``, ``workers``, ``scheduler``, ``device``, ``overwrite``,
+``cache_mb``, ``resume_check``) only say where and how, so a run may resume with another worker
+count, cache size or on another cluster. Identity fields added after stores were first written have a
 :data:`LEGACY_DEFAULTS` value: a manifest without the field was made with that value.
 """
 
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from raw_synth.config_fields import identity_fields, run_only, run_only_fields
 from raw_synth.errors import RawSynthError
 
 if TYPE_CHECKING:  # raw_synth.camera imports torch; the client needs it only to resolve the cameras
@@ -28,6 +30,7 @@ if TYPE_CHECKING:  # raw_synth.camera imports torch; the client needs it only to
 __all__ = [
     "GenerateConfig",
     "IDENTITY_FIELDS",
+    "RUN_ONLY_FIELDS",
     "LEGACY_DEFAULTS",
     "DOWNSCALES",
     "DEFAULT_CACHE_MB",
@@ -43,11 +46,6 @@ __all__ = [
 FORMATS: tuple[str, ...] = ("zarr", "hdf5")
 #: ``--cameras`` words that stand for a group of bundled profiles (name prefix).
 CAMERA_GROUPS: dict[str, str] = {"sidd": "sidd-", "eld": "eld-"}
-#: Fields that decide the content of the store (compared on resume).
-IDENTITY_FIELDS: tuple[str, ...] = (
-    "n", "src", "engine", "model", "cameras", "patch", "format", "shard_size", "seed", "clean_dtype",
-    "uncertainty", "crops_per_image", "downscale", "max_pixels",
-)
 #: Identity fields that stores written before them lack, with the value those stores were made with.
 LEGACY_DEFAULTS: dict[str, Any] = {"crops_per_image": 1, "downscale": 1, "max_pixels": 2**28}
 #: ``--downscale`` factors (the same as :data:`raw_synth.io.images.DOWNSCALES`).
@@ -92,7 +90,7 @@ class GenerateConfig:
     """
 
     n: int
-    out: str | Path
+    out: str | Path = run_only()
     src: str = "deadleaves"
     engine: str = "upi"
     model: str | Path | None = None
@@ -100,18 +98,18 @@ class GenerateConfig:
     patch: int = 256
     format: str = "zarr"
     shard_size: int = 256
-    workers: int = 2
-    scheduler: str | None = None
+    workers: int = run_only(2)
+    scheduler: str | None = run_only(None)
     seed: int = 0
-    device: str = "cpu"
+    device: str = run_only("cpu")
     clean_dtype: str = "float16"
-    overwrite: bool = False
+    overwrite: bool = run_only(False)
     uncertainty: bool = False
     crops_per_image: int = 1
     downscale: int = 1
     max_pixels: int = 2**28
-    cache_mb: int = DEFAULT_CACHE_MB
-    resume_check: str = "checksum"
+    cache_mb: int = run_only(DEFAULT_CACHE_MB)
+    resume_check: str = run_only("checksum")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (paths as strings)."""
@@ -124,6 +122,12 @@ class GenerateConfig:
         """The :data:`IDENTITY_FIELDS` as a JSON-able dict."""
         data = self.to_dict()
         return {name: data[name] for name in IDENTITY_FIELDS}
+
+
+#: Fields that decide the content of the store (compared on resume): all but the :func:`run_only` ones.
+IDENTITY_FIELDS: tuple[str, ...] = identity_fields(GenerateConfig)
+#: Fields that only say where and how a run goes (not compared on resume).
+RUN_ONLY_FIELDS: tuple[str, ...] = run_only_fields(GenerateConfig)
 
 
 def _int(value: Any, option: str, minimum: int) -> None:

@@ -36,7 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from pipelines.config import LEGACY_DEFAULTS, GenerateConfig, check_config, profile_digest, resolve_cameras
+from pipelines.config import (
+    LEGACY_DEFAULTS,
+    RUN_ONLY_FIELDS,
+    GenerateConfig,
+    check_config,
+    profile_digest,
+    resolve_cameras,
+)
 from pipelines.plan import ShardPlan, plan_shards
 from raw_synth.cpu_tuning import torch_threads
 from raw_synth.errors import RawSynthError
@@ -50,8 +57,6 @@ __all__ = ["GenerateConfig", "GenerateSummary", "generate", "prepare_store", "ma
 
 logger = logging.getLogger(__name__)
 
-#: Configuration fields that do not change what is generated; not compared on resume.
-RUN_ONLY_FIELDS: tuple[str, ...] = ("out", "workers", "scheduler", "device", "overwrite", "cache_mb", "resume_check")
 
 
 @dataclass(frozen=True)

@@ -262,3 +262,26 @@ def test_allocator_settings_are_booleans_and_tuning_is_idempotent():
     assert isinstance(set_malloc(1 << 30), bool)
     first = tune_cpu_allocator()
     assert isinstance(first, bool) and tune_cpu_allocator() is first
+
+
+# ------------------------------------------------------------------------------- config field metadata
+
+
+def test_run_only_fields_drive_every_identity_check() -> None:
+    from denoise.config import TrainConfig as DenoiserRecipe
+    from pipelines.config import IDENTITY_FIELDS, RUN_ONLY_FIELDS, GenerateConfig
+    from raw_synth.config_fields import MISSING, first_difference, identity_view
+    from raw_synth.training.config import TrainConfig as IspRecipe
+
+    assert RUN_ONLY_FIELDS == ("out", "workers", "scheduler", "device", "overwrite", "cache_mb", "resume_check")
+    assert set(IDENTITY_FIELDS) | set(RUN_ONLY_FIELDS) == set(GenerateConfig.__dataclass_fields__)
+    assert "max_pixels" in IDENTITY_FIELDS and "seed" in IDENTITY_FIELDS
+    view = identity_view(DenoiserRecipe())
+    assert sorted(view) == ["datasets", "network", "train"]
+    assert "num_workers" not in view["datasets"] and "path" not in view["datasets"]
+    assert "max_steps" not in view["train"] and "lr" in view["train"]
+    isp = identity_view(IspRecipe())
+    assert sorted(isp) == ["data", "name", "network", "seed", "train"]
+    assert "threads" not in isp["train"] and "cache" not in isp["data"]
+    assert first_difference({"a": {"b": 1}}, {"a": {"b": 2}}) == ("a.b", 1, 2)
+    assert first_difference({"a": 1}, {}) == ("a", 1, MISSING) and first_difference({"x": [1]}, {"x": [1]}) is None

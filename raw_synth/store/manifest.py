@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from raw_synth import __version__
+from raw_synth.config_fields import MISSING, first_difference
 from raw_synth.errors import RawSynthError
 from raw_synth.store.records import ShardInfo
 from raw_synth.store.shard_file import FORMATS, SUFFIXES
@@ -32,7 +33,6 @@ MANIFEST_NAME = "manifest.json"
 #: Version of the manifest layout this code writes and reads.
 MANIFEST_FORMAT_VERSION = 1
 
-_MISSING = object()
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -51,21 +51,8 @@ def manifest_path(path: str | Path) -> Path:
     return p if p.suffix == ".json" else p / MANIFEST_NAME
 
 
-def _first_difference(stored: Any, given: Any, prefix: str = "") -> tuple[str, Any, Any] | None:
-    if isinstance(stored, dict) and isinstance(given, dict):
-        for key in sorted(set(stored) | set(given), key=str):
-            name = f"{prefix}.{key}" if prefix else str(key)
-            diff = _first_difference(stored.get(key, _MISSING), given.get(key, _MISSING), name)
-            if diff is not None:
-                return diff
-        return None
-    if stored != given:
-        return (prefix or "<config>", stored, given)
-    return None
-
-
 def _show(value: Any) -> str:
-    return "<missing>" if value is _MISSING else json.dumps(value)
+    return "<missing>" if value is MISSING else json.dumps(value)
 
 
 @dataclass
@@ -165,7 +152,7 @@ class Manifest:
         skip = set(ignore)
         stored = {k: v for k, v in self.config.items() if k not in skip}
         given = {k: v for k, v in _plain(dict(config)).items() if k not in skip}
-        diff = _first_difference(stored, given)
+        diff = first_difference(stored, given)
         if diff is not None:
             name, a, b = diff
             place = where if where is not None else (self.directory if self.directory is not None else "store")

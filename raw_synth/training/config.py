@@ -65,6 +65,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from raw_synth.config_fields import run_only
 from raw_synth.errors import RawSynthError
 from raw_synth.recipes import RECIPE_NAMES, read_yaml, recipe_path
 
@@ -220,9 +221,9 @@ class DataConfig:
     raw_max: float = 1024.0
     clip_raw: bool = True
     augment: bool = True
-    cache: bool = True
-    in_memory: bool = True
-    num_workers: int = 0
+    cache: bool = run_only(True)
+    in_memory: bool = run_only(True)
+    num_workers: int = run_only(0)
     sampling: str = "image"
     render: RenderConfig = field(default_factory=RenderConfig)
     colour_shift: float = 0.0
@@ -303,9 +304,9 @@ class TrainSection:
     alpha: float = 1e-3
     progressive: tuple[tuple[int, int, int], ...] = (
         (92000, 128, 64), (156000, 192, 32), (204000, 256, 16), (240000, 320, 8), (276000, 384, 8))
-    checkpoint_every: int = 5000
+    checkpoint_every: int = run_only(5000)
     device: str = "auto"
-    threads: int | None = None
+    threads: int | None = run_only(None)
 
     def __post_init__(self) -> None:
         s = "train"
@@ -436,9 +437,9 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     train: TrainSection = field(default_factory=TrainSection)
-    val: ValConfig = field(default_factory=ValConfig)
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
-    export: ExportConfig = field(default_factory=ExportConfig)
+    val: ValConfig = run_only(default_factory=ValConfig)
+    logger: LoggerConfig = run_only(default_factory=LoggerConfig)
+    export: ExportConfig = run_only(default_factory=ExportConfig)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:

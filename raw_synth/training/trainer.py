@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from raw_synth.cpu_tuning import torch_threads
+from raw_synth.config_fields import first_difference, identity_view
 from raw_synth.errors import RawSynthError
 from raw_synth.training.config import TrainConfig, load_config
 from raw_synth.training.datasets import (
@@ -60,12 +61,6 @@ STATE_NAME = "state/last.safetensors"
 MODEL_NAME = "model.safetensors"
 METRICS_NAME = "metrics.jsonl"
 PLOT_NAME = "curves.png"
-# Sections that must match for a run to be resumed (logging / validation cadence may change).
-_RESUME_KEYS = ("name", "seed", "data", "network", "train")
-# Settings that do not change the numbers and may differ when resuming.
-_FREE_ON_RESUME = (("train", "threads"), ("train", "checkpoint_every"), ("data", "num_workers"),
-                   ("data", "in_memory"), ("data", "cache"))
-
 
 @dataclass(frozen=True)
 class TrainSummary:
@@ -130,21 +125,13 @@ def _seed_everything(seed: int) -> None:
 
 
 def _resume_view(config: TrainConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """The parts of a recipe that decide the result (a resumed run must match them)."""
-    data = config.to_dict() if isinstance(config, TrainConfig) else json.loads(json.dumps(config))
-    view = {key: data.get(key) for key in _RESUME_KEYS}
-    for section, key in _FREE_ON_RESUME:
-        if isinstance(view.get(section), dict):
-            view[section].pop(key, None)
-    return view
+    """The parts of a recipe that decide the result: its identity fields (a resumed run must match them).
 
-
-def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                return _first_difference(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else str(key))
-    return prefix or "config"
+    A mapping is a view an earlier run stored in its state; it is returned as plain data.
+    """
+    if isinstance(config, TrainConfig):
+        return identity_view(config)
+    return json.loads(json.dumps(config))
 
 
 @torch.inference_mode()
@@ -326,7 +313,8 @@ def train_isp(
         previous = read_state_metadata(state_path)
         saved_view = _resume_view(previous["extra"].get("config_resume_view") or {})
         if saved_view != _resume_view(cfg):
-            field_name = _first_difference(saved_view or {}, _resume_view(cfg))
+            diff = first_difference(saved_view or {}, _resume_view(cfg))
+            field_name = diff[0] if diff is not None else "config"
             raise RawSynthError(f"{run}: holds a run made with a different recipe (first difference: {field_name}); "
                                 "use another --out folder or start again without resume")
 

@@ -43,6 +43,7 @@ import yaml
 
 from raw_synth.cfa import check_cfa
 from raw_synth.errors import RawSynthError
+from raw_synth.recipes import read_yaml
 
 __all__ = [
     "CameraProfile",
@@ -318,18 +319,7 @@ def load_profile(path: str | Path) -> CameraProfile:
         RawSynthError: If the file is missing, is not valid YAML, or a field is malformed.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RawSynthError(f"{path}: camera profile file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise RawSynthError(f"{path}: cannot read camera profile ({error})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise RawSynthError(f"{path}: not valid YAML{where}") from None
+    data = read_yaml(path, "camera profile")
     return parse_profile(data, origin=str(path))
 
 

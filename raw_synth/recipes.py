@@ -49,10 +49,15 @@ def recipe_path(source: str | Path, task: Literal["isp", "denoiser"]) -> Path:
                         f"{', '.join(RECIPE_NAMES)})")
 
 
-def read_yaml(path: str | Path) -> Any:
+def read_yaml(path: str | Path, what: str = "config") -> Any:
     """Read a YAML config file (an empty file is ``{}``); never executes code (``safe_load``).
 
     The caller checks the document's shape (a mapping of sections) with its own messages.
+
+    Args:
+        path: The file.
+        what: What the file is, for the messages (``"camera profile"``: ``"X: camera profile file
+            not found"``).
 
     Raises:
         RawSynthError: Missing or unreadable file, or invalid YAML (with the line), as one line
@@ -62,11 +67,11 @@ def read_yaml(path: str | Path) -> Any:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise RawSynthError(f"{file}: file not found") from None
+        raise RawSynthError(f"{file}: {what} file not found") from None
     except UnicodeDecodeError:
         raise RawSynthError(f"{file}: not a text file") from None
     except OSError as error:
-        raise RawSynthError(f"{file}: cannot read ({error.strerror or error})") from None
+        raise RawSynthError(f"{file}: cannot read {what} ({error.strerror or error})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:

@@ -86,7 +86,7 @@ def test_unreadable_files(tmp_path: Path) -> None:
     with pytest.raises(RawSynthError, match=f"^{missing}: camera profile file not found$"):
         load_profile(missing)
     bad = _write(tmp_path, "name: [unclosed\n", "bad.yaml")
-    with pytest.raises(RawSynthError, match=f"^{bad}: not valid YAML at line 2$"):
+    with pytest.raises(RawSynthError, match=rf"^{bad}: not valid YAML \(line 2\)$"):
         load_profile(bad)
     listing = _write(tmp_path, "- 1\n- 2\n", "list.yaml")
     with pytest.raises(RawSynthError, match="a camera profile must be a YAML mapping, got list$"):

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from raw_synth.errors import RawSynthError
+from raw_synth.noise_level import NoiseLevel
 from raw_synth.per_plane import per_plane
 from raw_synth.tiling import tiled_apply
 
@@ -76,9 +77,7 @@ def noise_variance(noisy: np.ndarray, shot: Any, read: Any) -> np.ndarray:
     Returns:
         float32 ``(4, h, w)``.
     """
-    s = _per_plane(shot, "shot")[:, None, None]
-    r = _per_plane(read, "read")[:, None, None]
-    return np.maximum(np.asarray(noisy, dtype=np.float64) * s + r, 0.0).astype(np.float32)
+    return NoiseLevel(_per_plane(shot, "shot"), _per_plane(read, "read")).variance_map(noisy)
 
 
 def _check_tile(tile: Any, overlap: Any) -> tuple[int, int]:

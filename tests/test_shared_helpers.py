@@ -285,3 +285,27 @@ def test_run_only_fields_drive_every_identity_check() -> None:
     assert "threads" not in isp["train"] and "cache" not in isp["data"]
     assert first_difference({"a": {"b": 1}}, {"a": {"b": 2}}) == ("a.b", 1, 2)
     assert first_difference({"a": 1}, {}) == ("a", 1, MISSING) and first_difference({"x": [1]}, {"x": [1]}) is None
+
+
+# ------------------------------------------------------------------------------- the one noise-level type
+
+
+def test_noise_level_is_the_type_of_calibrated_and_denoiser_noise() -> None:
+    from denoise.inference import noise_variance
+    from raw_synth.calibrate.nlf import NoiseFit
+    from raw_synth.errors import RawSynthError
+    from raw_synth.noise_level import NoiseLevel
+
+    level = NoiseLevel(2e-3, [1e-5, 2e-5, 3e-5, 4e-5])
+    assert level.shot.tolist() == [2e-3] * 4 and not level.shot.flags.writeable
+    np.testing.assert_array_equal(level.variance(0.25), 2e-3 * 0.25 + np.array([1e-5, 2e-5, 3e-5, 4e-5]))
+    noisy = np.random.default_rng(0).random((4, 5, 6)).astype(np.float32) - 0.1
+    np.testing.assert_array_equal(level.variance_map(noisy), noise_variance(noisy, 2e-3, [1e-5, 2e-5, 3e-5, 4e-5]))
+    assert level.variance_map(noisy).dtype == np.float32 and level.variance_map(noisy).min() >= 0
+    assert level.noise_profile[3] == (2e-3, 4e-5)
+    fit = NoiseFit(1e-3, 2e-6, "pairs")
+    assert isinstance(fit, NoiseLevel) and fit.variance(1.0).tolist() == [1e-3 + 2e-6] * 4
+    with pytest.raises(RawSynthError, match=r"^NoiseLevel.read: expected 1 or 4 values, got 3$"):
+        NoiseLevel(0.0, [1, 2, 3])
+    with pytest.raises(RawSynthError, match=r"^NoiseFit.shot: values must be finite and >= 0, got \[-1.0"):
+        NoiseFit(-1.0, 0.0, "pairs")

@@ -19,6 +19,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from raw_synth.errors import RawSynthError
+from raw_synth.noise_level import NoiseLevel
 
 __all__ = ["BinStats", "NoiseFit", "fit_nlf_line", "clip_bounds", "PLANES"]
 
@@ -56,8 +57,8 @@ class BinStats:
 
 
 @dataclass(frozen=True, eq=False)
-class NoiseFit:
-    """A per-plane noise level ``variance(x) = shot * x + read`` (normalised units).
+class NoiseFit(NoiseLevel):
+    """A fitted per-plane noise level ``variance(x) = shot * x + read`` (a :class:`~raw_synth.noise_level.NoiseLevel`).
 
     Attributes:
         shot: shot coefficient per plane (R, Gr, Gb, B), float64 ``(4,)``, ``>= 0``.
@@ -71,8 +72,6 @@ class NoiseFit:
         source: the files it came from (empty for arrays).
     """
 
-    shot: np.ndarray
-    read: np.ndarray
     method: str
     r2: np.ndarray = field(default_factory=lambda: np.full(4, np.nan))
     n_pixels: np.ndarray = field(default_factory=lambda: np.zeros(4, np.int64))
@@ -80,44 +79,21 @@ class NoiseFit:
     source: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # shot and read: 1 or 4 values, finite and >= 0, read-only (4,)
         set_ = object.__setattr__
-        for name in ("shot", "read", "r2"):
-            arr = np.array(getattr(self, name), dtype=np.float64).reshape(-1)
-            if arr.size == 1:
-                arr = np.full(4, float(arr[0]))
-            if arr.shape != (4,):
-                raise RawSynthError(f"NoiseFit.{name}: expected 1 or 4 values, got {arr.size}")
-            arr.setflags(write=False)
-            set_(self, name, arr)
-        for name in ("shot", "read"):
-            values = getattr(self, name)
-            if not np.all(np.isfinite(values)) or np.any(values < 0.0):
-                raise RawSynthError(f"NoiseFit.{name}: values must be finite and >= 0, got {values.tolist()}")
+        r2 = np.array(self.r2, dtype=np.float64).reshape(-1)
+        if r2.size == 1:
+            r2 = np.full(4, float(r2[0]))
+        if r2.shape != (4,):
+            raise RawSynthError(f"NoiseFit.r2: expected 1 or 4 values, got {r2.size}")
+        r2.setflags(write=False)
+        set_(self, "r2", r2)
         counts = np.array(self.n_pixels, dtype=np.int64).reshape(-1)
         if counts.size == 1:
             counts = np.full(4, int(counts[0]), np.int64)
         counts.setflags(write=False)
         set_(self, "n_pixels", counts)
         set_(self, "source", tuple(str(s) for s in self.source))
-
-    def variance(self, x: Union[float, np.ndarray]) -> np.ndarray:
-        """Noise variance at clean level ``x``.
-
-        Args:
-            x: a level, or a packed image ``(4, h, w)`` (normalised).
-
-        Returns:
-            ``shot * x + read``: ``(4,)`` for a scalar, ``(4, h, w)`` for an image.
-        """
-        arr = np.asarray(x, dtype=np.float64)
-        if arr.ndim == 0:
-            return self.shot * float(arr) + self.read
-        return self.shot[:, None, None] * arr + self.read[:, None, None]
-
-    @property
-    def noise_profile(self) -> tuple[tuple[float, float], ...]:
-        """``(shot, read)`` per plane, as :class:`raw_synth.io.RawImage` ``noise_profile`` takes it."""
-        return tuple((float(s), float(r)) for s, r in zip(self.shot, self.read))
 
     def to_dict(self, bins: bool = False) -> dict[str, Any]:
         """JSON-able summary.

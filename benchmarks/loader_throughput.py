@@ -45,7 +45,7 @@ def loader_rate(data: Path, crop: int, batch: int, workers: int, batches: int) -
                                          drop_last=True, persistent_workers=workers > 0)
     count, began = 0, None
     while count < batches:
-        for item in loader:
+        for _ in loader:
             if began is None:  # the first batch pays for worker start-up and store opening
                 began = time.perf_counter()
                 continue

@@ -58,9 +58,9 @@ def main() -> None:
     print(f"| np.copy (memory-bound limit) | {megapixels / copy_s:,.0f} | - | 1 |")
     for name, params in models.items():
         gen = np.random.default_rng(1)
-        np_s = _median_seconds(lambda: apply_noise(clean, params, gen), args.repeats)
+        np_s = _median_seconds(lambda p=params, g=gen: apply_noise(clean, p, g), args.repeats)
         tgen = torch.Generator().manual_seed(1)
-        torch_s = _median_seconds(lambda: apply_noise(clean_t, params, tgen), args.repeats)
+        torch_s = _median_seconds(lambda p=params, g=tgen: apply_noise(clean_t, p, g), args.repeats)
         print(f"| {name} | {megapixels / np_s:,.1f} | {megapixels / torch_s:,.1f} | {copy_s / np_s:.4f} |")
 
 

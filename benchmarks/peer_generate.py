@@ -338,7 +338,7 @@ def _table(results: dict, args: argparse.Namespace, small: Path, large: Path) ->
         wall = statistics.median(walls)
         medians[(source, tool, workers)] = wall
         lines.append(f"| {source} | {tool} | {workers} | {wall:.1f} | {args.n / wall:.1f} | "
-                     f"{', '.join(f'{w:.1f}' for w in walls)} | {', '.join(l for _, _, l in runs)} |")
+                     f"{', '.join(f'{w:.1f}' for w in walls)} | {', '.join(label for _, _, label in runs)} |")
     lines += ["", "| source | raw-synth / peer, pairs/s at 2 workers | raw-synth 2 vs 1 worker | peer 2 vs 1 worker |",
               "| --- | ---: | ---: | ---: |"]
     def speed_up(slow: tuple | None, fast: tuple | None) -> str:

@@ -110,8 +110,8 @@ def main() -> None:
             for threads in sorted({1, args.workers}):
                 began = time.perf_counter()
                 with ThreadPoolExecutor(max_workers=threads) as pool:
-                    problems = list(pool.map(lambda name: check_shard(out, name, manifest.shards[name], level=level)[0],
-                                             names))
+                    problems = list(pool.map(
+                        lambda name, lv=level: check_shard(out, name, manifest.shards[name], level=lv)[0], names))
                 assert not any(problems), problems
                 seconds = time.perf_counter() - began
                 result[f"resume_{level}_{threads}t_ms_per_pair"] = 1e3 * seconds / args.n

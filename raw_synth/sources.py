@@ -68,8 +68,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from raw_synth.errors import RawSynthError
-from raw_synth.image_header import (DEFAULT_MAX_PIXELS, TIFF_MAGIC, header_size, raise_pillow_threshold,
-                                    too_large_reason)
+from raw_synth.image_header import DEFAULT_MAX_PIXELS, TIFF_MAGIC, header_size, raise_pillow_threshold, too_large_reason
 
 if TYPE_CHECKING:  # raw_synth.io imports torch; a client resolving a procedural --src does not need it
     from raw_synth.io.images import CompactImage

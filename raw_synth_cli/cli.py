@@ -174,9 +174,8 @@ def convert(images: tuple[str, ...], out_dir: Path, engine_name: str, model: str
 
     IMAGES are image files, or the word 'samples' for the built-in photos.
     """
-    from raw_synth.convert import convert_image
-
     from raw_synth.camera import get_profile
+    from raw_synth.convert import convert_image
     from raw_synth.engine import create_engine
 
     profile = get_profile(camera)

@@ -28,10 +28,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from raw_synth.checkpoint import load_model, save_model
-from raw_synth_cli.cli import main
 from raw_synth.errors import RawSynthError
 from raw_synth.io import RawImage, write_dng, write_image
 from raw_synth.models import create_model
+from raw_synth_cli.cli import main
 from tests.fixtures_sidd import write_sidd_blocks, write_sidd_metadata
 
 REPO = Path(__file__).resolve().parents[1]

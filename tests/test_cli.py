@@ -11,8 +11,8 @@ import rawpy
 from click.testing import CliRunner
 
 from raw_synth import __version__
-from raw_synth_cli.cli import main
 from raw_synth.io import read_raw, write_image
+from raw_synth_cli.cli import main
 
 
 def _run(*args: str):

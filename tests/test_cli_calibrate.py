@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from raw_synth.camera import load_profile
 from raw_synth.cfa import unpack
-from raw_synth_cli.cli import main
 from raw_synth.io import RawImage, read_raw, write_dng
 from raw_synth.noise import GaussianParams, apply_noise, to_dn
 from raw_synth.noise.profiles import sample_camera_noise
+from raw_synth_cli.cli import main
 from tests.conftest import shared_file
 
 SHOT = (2e-3, 1.5e-3, 1.5e-3, 2.5e-3)

@@ -9,8 +9,8 @@ import numpy as np
 import rawpy
 from click.testing import CliRunner
 
-from raw_synth_cli.cli import main
 from raw_synth.io import RawImage, read_raw, write_dng
+from raw_synth_cli.cli import main
 
 
 def _run(*args: str):

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from raw_synth.camera import load_profile
-from raw_synth_cli.cli import main
 from raw_synth.errors import RawSynthError
 from raw_synth.noise import apply_noise
 from raw_synth.noise.darktable import READ_FLOOR, read_darktable_profiles
 from raw_synth.noise.profiles import sample_camera_noise
+from raw_synth_cli.cli import main
 from tests.conftest import shared_file
 
 SMALL = {

@@ -20,14 +20,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 import raw_synth.io.images as images
-import raw_synth.sources as sources_module
 from pipelines.config import LEGACY_DEFAULTS, GenerateConfig, check_config
 from pipelines.run import generate
-from raw_synth_cli.cli import main
 from raw_synth.errors import RawSynthError
 from raw_synth.io.images import decode_image, read_image
 from raw_synth.sources import DEFAULT_MAX_PIXELS, resolve_sources, scan_image
 from raw_synth.store import open_shards, verify_store
+from raw_synth_cli.cli import main
 
 #: Pillow's own default decompression-bomb threshold, the state of a fresh process.
 PILLOW_DEFAULT = 89478485

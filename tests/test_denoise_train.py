@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from denoise.config import TrainConfig, load_train_config
-from denoise.train import cosine_schedule, train_denoiser
-from raw_synth.training.state import load_training_state
 from denoise.inference import load_denoiser
+from denoise.train import cosine_schedule, train_denoiser
 from raw_synth.errors import RawSynthError
+from raw_synth.training.state import load_training_state
 from tests.test_denoise_dataset import make_store
 
 REPO = Path(__file__).resolve().parents[1]

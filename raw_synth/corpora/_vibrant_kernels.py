@@ -28,7 +28,6 @@ import numpy as np
 # writable cache folder.
 from raw_synth.corpora._deadleaves_kernels import _compiled
 
-
 #: Label of a pixel that no leaf covers (leaf labels count from 0).
 UNCOVERED = -1
 #: Block side of the coverage summary used to skip leaves that land on covered regions.

@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from raw_synth.cfa import check_cfa
 from raw_synth.errors import RawSynthError
-from raw_synth.io.raw import RawImage, _four_floats, _finite_float, _fmt, normalise_planes
+from raw_synth.io.raw import RawImage, _finite_float, _fmt, _four_floats, normalise_planes
 
 __all__ = ["read_mosaic"]
 

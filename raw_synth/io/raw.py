@@ -31,7 +31,7 @@ import numpy as np
 import rawpy
 import tifffile
 
-from raw_synth.cfa import check_cfa, cfa_from_raw_pattern, pack, site_offsets, unpack
+from raw_synth.cfa import cfa_from_raw_pattern, check_cfa, pack, site_offsets, unpack
 from raw_synth.errors import RawSynthError
 
 __all__ = ["RawImage", "read_raw", "dng_tag_values"]

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from raw_synth.store.checksum import ShardHasher, checksum_columns
 from raw_synth.store.manifest import MANIFEST_NAME, Manifest, manifest_path
+from raw_synth.store.opener import open_shard_file
 from raw_synth.store.reader import ShardStore, normalise_dn, open_shards
 from raw_synth.store.records import SampleRecord, ShardInfo, check_record, records_to_columns
-from raw_synth.store.opener import open_shard_file
 from raw_synth.store.shard_file import FORMATS, SUFFIXES, ShardFile, format_of
 from raw_synth.store.summary import plot_store, preview_grid, summarize_store
 from raw_synth.store.verify import VerifyReport, verify_store

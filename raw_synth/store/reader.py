@@ -19,8 +19,8 @@ import numpy as np
 from raw_synth.errors import RawSynthError
 from raw_synth.store.digests import DIGESTS_KEY, damaged_metadata, sample_matches
 from raw_synth.store.manifest import Manifest
-from raw_synth.store.records import META_FIELDS, STRING_FIELDS
 from raw_synth.store.opener import open_shard_file
+from raw_synth.store.records import META_FIELDS, STRING_FIELDS
 from raw_synth.store.shard_file import ShardFile, shard_path
 from raw_synth.store.verify import check_shard, structure_problems
 

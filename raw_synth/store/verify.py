@@ -20,11 +20,11 @@ import numpy as np
 from raw_synth.cfa import CFA_PATTERNS
 from raw_synth.errors import RawSynthError
 from raw_synth.store.checksum import ShardHasher
+from raw_synth.store.digests import DIGESTS_KEY, damaged_metadata, sample_matches
 from raw_synth.store.lock import LOCK_NAME, lock_holder
 from raw_synth.store.manifest import MANIFEST_NAME, Manifest
-from raw_synth.store.digests import DIGESTS_KEY, damaged_metadata, sample_matches
-from raw_synth.store.records import CLEAN_DTYPES, IMAGE_FIELDS, META_FIELDS, STRING_FIELDS
 from raw_synth.store.opener import open_shard_file
+from raw_synth.store.records import CLEAN_DTYPES, IMAGE_FIELDS, META_FIELDS, STRING_FIELDS
 from raw_synth.store.shard_file import SUFFIXES, ShardFile, shard_path
 from raw_synth.store.writer import PARTIAL_PREFIX
 
@@ -181,7 +181,7 @@ class _ShardCheck:
         cols = self.shard.columns
         meta: dict[str, np.ndarray] = {}
         try:
-            for c, (dtype, sub) in META_FIELDS.items():
+            for c, (_, sub) in META_FIELDS.items():
                 meta[c] = np.asarray(cols[c][...])
                 if meta[c].shape != (n, *sub):
                     self.add(f"column {c} has shape {meta[c].shape}, expected {(n, *sub)}")

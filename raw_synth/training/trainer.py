@@ -38,8 +38,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from raw_synth.cpu_tuning import torch_threads
 from raw_synth.config_fields import first_difference, identity_view
+from raw_synth.cpu_tuning import torch_threads
 from raw_synth.errors import RawSynthError
 from raw_synth.training.config import TrainConfig, load_config
 from raw_synth.training.datasets import (

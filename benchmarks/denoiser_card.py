@@ -269,7 +269,8 @@ def main() -> None:
         "training cameras, held-out shards": score_store(model, stores["train"][0], "val",
                                                          val_fraction=_recipe_val_fraction(args.config)),
         "unseen sidd-g4, dead leaves": score_store(model, stores["g4-deadleaves"][0], "all"),
-        "unseen sidd-g4, sample photos (also in the training images)": score_store(model, stores["g4-photos"][0], "all"),
+        "unseen sidd-g4, sample photos (also in the training images)":
+            score_store(model, stores["g4-photos"][0], "all"),
         "unseen sidd-g4, vibrant (content not used in training)": score_store(model, stores["g4-vibrant"][0], "all"),
     }
     full_preview = out / "x90_preview.png"
@@ -291,7 +292,8 @@ def main() -> None:
     print("| test set | n | PSNR noisy | PSNR denoised | SSIM noisy | SSIM denoised |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, s in scores.items():
-        print(f"| {name} | {s['n']} | {s['psnr_noisy']:.2f} | {s['psnr']:.2f} | {s['ssim_noisy']:.4f} | {s['ssim']:.4f} |")
+        print(f"| {name} | {s['n']} | {s['psnr_noisy']:.2f} | {s['psnr']:.2f} | "
+              f"{s['ssim_noisy']:.4f} | {s['ssim']:.4f} |")
     print(f"x90: noise source {real['noise_source']}, blind variance ratio (in/out) {real['variance_ratio_mean']}, "
           f"MAD variance ratio per plane {np.round(real['mad_variance_ratio'], 1).tolist()}, residual/output "
           f"correlation {real['residual_output_correlation']:+.4f}")

@@ -134,7 +134,8 @@ def evaluate(shared: Path, model_path: Path, seed: int = 0) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     """The result as a Markdown table (PSNR dB / SSIM per image and mean)."""
-    head = "| image (held-out region, RGB px) | SSDNet tiny (bundled) | UPI engine (random camera) | UPI oracle (true WB + CCM) |"
+    head = ("| image (held-out region, RGB px) | SSDNet tiny (bundled) | UPI engine (random camera) "
+            "| UPI oracle (true WB + CCM) |")
     lines = [head, "| --- | --- | --- | --- |"]
 
     def cell(entry: dict[str, float] | None) -> str:
@@ -157,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     missing = [rel for rel in make_isp_training_data.FILES.values() if not (args.shared / rel).is_file()]
     if not args.shared.is_dir() or missing:
-        print(f"skipped: shared data not found in {args.shared}" + (f" (missing {', '.join(missing)})" if missing else ""))
+        print(f"skipped: shared data not found in {args.shared}"
+              + (f" (missing {', '.join(missing)})" if missing else ""))
         return 0
     if not args.model.is_file():
         print(f"skipped: checkpoint {args.model} not found")

@@ -351,7 +351,8 @@ def main() -> None:
             lines.append(
                 f"| {preset} | {side}x{side} | {summary['flops_per_mp'][preset] / 1e9:.1f} | {variant} | "
                 f"{fmt(d, 'mp_s')} / {fmt(t, 'mp_s')} | {fmt(d, 'mp_s_best')} / {fmt(t, 'mp_s_best')} | "
-                f"{fmt(d, 'mp_cpu_s')} / {fmt(t, 'mp_cpu_s')} | {fmt(d, 'faults', '.0f')} / {fmt(t, 'faults', '.0f')} | "
+                f"{fmt(d, 'mp_cpu_s')} / {fmt(t, 'mp_cpu_s')} | "
+                f"{fmt(d, 'faults', '.0f')} / {fmt(t, 'faults', '.0f')} | "
                 f"{fmt(d, 'calls', 'd')} / {fmt(t, 'calls', 'd')} |")
     if errors or summary["skipped"]:
         lines += ["", "not measured: " + json.dumps({**errors, **summary["skipped"]})]

@@ -70,13 +70,15 @@ def _engine_alone_chunk(job, indices: list[int]) -> tuple[float, int, float]:
 
 
 def engine_alone(job, n: int, workers: int) -> tuple[float, int, float]:
-    """Pairs/s, the largest peak RSS and the CPU seconds of ``workers`` processes doing the per-sample work of ``n`` samples."""
+    """Pairs/s, the largest peak RSS and the CPU seconds of ``workers`` processes doing the per-sample work
+    of ``n`` samples."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_engine_alone_init) as pool:
         # warm-up: start the processes, import everything, create the engines
         list(pool.map(_engine_alone_chunk, [job] * workers, [[n + k] for k in range(workers)]))
         began = time.perf_counter()
-        results = list(pool.map(_engine_alone_chunk, [job] * workers, [list(range(k, n, workers)) for k in range(workers)]))
+        results = list(pool.map(_engine_alone_chunk, [job] * workers,
+                                [list(range(k, n, workers)) for k in range(workers)]))
         wall = time.perf_counter() - began
     return n / wall, max(rss for _, rss, _ in results), sum(cpu for _, _, cpu in results)
 

@@ -84,7 +84,8 @@ class _Checker:
             raise self.fail(name, f"expected an integer >= {minimum}, got {value!r}")
         return value
 
-    def number(self, name: str, value: Any, minimum: float = 0.0, positive: bool = False, below: float | None = None) -> float:
+    def number(self, name: str, value: Any, minimum: float = 0.0, positive: bool = False,
+               below: float | None = None) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise self.fail(name, f"expected a number, got {value!r}")
         if value < minimum or (positive and value <= 0) or (below is not None and value >= below):
@@ -283,7 +284,8 @@ class TrainConfig:
             known = {f.name for f in dataclasses.fields(section_type)}
             extra = sorted(set(map(str, values)) - known)
             if extra:
-                raise RawSynthError(f"{origin}: {name}: unknown field(s) {', '.join(extra)}; known: {', '.join(sorted(known))}")
+                raise RawSynthError(f"{origin}: {name}: unknown field(s) {', '.join(extra)}; "
+                                    f"known: {', '.join(sorted(known))}")
             sections[name] = section_type(**values)
         return cls(**sections).check(origin)
 

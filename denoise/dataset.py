@@ -166,8 +166,10 @@ def split_shards(
         held = set(names[len(names) - n_val :]) if n_val else set()
     chosen = [n for n in names if (n in held) == (split == "val")]
     if not chosen:
-        hint = "set val_fraction > 0 or val_shards" if split == "val" else "the store needs at least 2 shards to hold one out (or set val_fraction to 0)"
-        raise RawSynthError(f"{where}: the {split!r} split is empty ({len(names)} shard(s), {len(held)} held out); {hint}")
+        hint = ("set val_fraction > 0 or val_shards" if split == "val"
+                else "the store needs at least 2 shards to hold one out (or set val_fraction to 0)")
+        raise RawSynthError(f"{where}: the {split!r} split is empty ({len(names)} shard(s), {len(held)} held out); "
+                            f"{hint}")
     return chosen
 
 
@@ -267,7 +269,8 @@ class ShardDataset(Dataset):
             out_h, out_w = out_w, out_h  # crop (h, w) is the size after the transpose
         if out_h > height or out_w > width:
             raise RawSynthError(
-                f"{self.path}: sample {sample['index']} is {height}x{width} packed pixels, smaller than crop {self.crop}"
+                f"{self.path}: sample {sample['index']} is {height}x{width} packed pixels, "
+                f"smaller than crop {self.crop}"
             )
         win_h, win_w = out_h + rev_rows, out_w + rev_cols
         pairs = np.stack([noisy, clean])  # (2, 4, h, w): one crop and one transform for both
@@ -285,7 +288,8 @@ class ShardDataset(Dataset):
         read = np.asarray(sample["read"], dtype=np.float32)[order]
         wb = np.asarray(sample["wb_gains"], dtype=np.float32)[order]
         noisy_t = torch.from_numpy(moved[0].astype(np.float32, copy=False))
-        variance = (noisy_t * torch.from_numpy(shot)[:, None, None] + torch.from_numpy(read)[:, None, None]).clamp_min_(0.0)
+        variance = (noisy_t * torch.from_numpy(shot)[:, None, None]
+                    + torch.from_numpy(read)[:, None, None]).clamp_min_(0.0)
         return {
             "noisy": noisy_t,
             "clean": torch.from_numpy(moved[1].astype(np.float32, copy=False)),

@@ -85,7 +85,8 @@ def _read_input(path: Path, cfa: str | None, black: Any, white: Any) -> Any:
     missing = [f"--{k}" for k, v in given.items() if v is None]
     if len(missing) < 3:  # some levels given: a bare mosaic
         if missing:
-            raise RawSynthError(f"{path}: a bare mosaic needs --cfa, --black and --white (missing {', '.join(missing)})")
+            raise RawSynthError(f"{path}: a bare mosaic needs --cfa, --black and --white "
+                                f"(missing {', '.join(missing)})")
         return read_mosaic(path, cfa, black, white)  # type: ignore[arg-type]
     if path.suffix.lower() in MOSAIC_SUFFIXES:
         if not path.exists():
@@ -129,7 +130,8 @@ def estimate_noise(raw: Any, packed_rggb: np.ndarray, camera: str | None) -> tup
                 "use an iso-table profile or omit --camera for a blind estimate"
             )
         if raw.iso is None:
-            raise RawSynthError(f"{name}: the file records no ISO, needed to read the noise level from --camera {camera}")
+            raise RawSynthError(f"{name}: the file records no ISO, "
+                                f"needed to read the noise level from --camera {camera}")
         table = iso_table(profile.noise.params, f"{profile.name}: noise.params")
         isos = check_nlf_table(table)[0]
         iso = float(np.clip(raw.iso, isos[0], isos[-1]))

@@ -7,8 +7,8 @@ One run writes into its folder ``OUT``:
   (both :func:`raw_synth.checkpoint.save_model` kind ``"denoiser"``, loadable with
   :func:`denoise.load_denoiser`);
 * ``train_state.safetensors`` - optimizer, scheduler, AMP scaler, RNG and loop position
-  (:mod:`raw_synth.training.state`, shared with the ISP trainer); ``resume=True`` continues from it exactly (on CPU the resumed
-  run's weights are bit-identical to an uninterrupted run's);
+  (:mod:`raw_synth.training.state`, shared with the ISP trainer); ``resume=True`` continues from it exactly
+  (on CPU the resumed run's weights are bit-identical to an uninterrupted run's);
 * ``metrics.jsonl`` - one JSON object per log line (``kind: "train"``: step, loss, lr, samples/s;
   ``kind: "val"``: step, PSNR/SSIM of the output and of the noisy input on the held-out shards);
 * ``curves.png`` - training loss and validation PSNR against the step.
@@ -408,7 +408,8 @@ def _run(cfg: TrainConfig, out: Path, resume: bool, stop_after: int | None, dist
     per_epoch = len(train_set) // (tc.batch_size * dist_info.world)
     if per_epoch < 1:
         raise RawSynthError(
-            f"train.batch_size: {tc.batch_size} (x {dist_info.world} ranks) exceeds the {len(train_set)} training samples"
+            f"train.batch_size: {tc.batch_size} (x {dist_info.world} ranks) "
+            f"exceeds the {len(train_set)} training samples"
         )
 
     torch.manual_seed(tc.seed)

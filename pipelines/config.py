@@ -244,7 +244,8 @@ def resolve_cameras(spec: str) -> list[CameraProfile]:
         unique.setdefault(profile.name, profile)
     for profile in unique.values():
         if profile.noise is None:
-            raise RawSynthError(f"--cameras: {profile.source or profile.name}: profile {profile.name!r} has no noise section")
+            raise RawSynthError(f"--cameras: {profile.source or profile.name}: "
+                                f"profile {profile.name!r} has no noise section")
         sample_camera_noise(profile, np.random.default_rng(0))  # raises on an unusable noise section
     return list(unique.values())
 

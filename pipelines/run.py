@@ -97,7 +97,8 @@ class GenerateSummary:
 # ------------------------------------------------------------------------------------ manifest
 
 
-def manifest_config(config: GenerateConfig, sources: Sources, cameras: list, model_sha256: str | None) -> dict[str, Any]:
+def manifest_config(config: GenerateConfig, sources: Sources, cameras: list,
+                    model_sha256: str | None) -> dict[str, Any]:
     """The configuration dict the manifest stores: the options plus what they resolved to.
 
     The extra keys (``camera_profiles``: name -> content sha256, ``sources``: kind, item count

@@ -232,7 +232,8 @@ def make_shard(shard_index: int, start: int, stop: int, job: ShardJob) -> dict[s
     Returns:
         A small dict: ``shard`` (index), ``name``, ``start``, ``stop``, ``count``, ``checksum``,
         ``nbytes`` (from :class:`~raw_synth.store.ShardInfo`), ``failed`` (list of
-        ``{source, reason}`` inputs that failed to decode here), ``seconds`` (task wall time), ``cpu_seconds`` (CPU time of this process during the task),
+        ``{source, reason}`` inputs that failed to decode here), ``seconds`` (task wall time),
+        ``cpu_seconds`` (CPU time of this process during the task),
         ``peak_rss`` (bytes, this worker process so far) and ``pid`` (the worker process).
 
     Raises:

@@ -162,7 +162,8 @@ def _camera_facts(path: Path, extra: dict[str, Any]) -> tuple[tuple[float, float
     except (KeyError, TypeError, ValueError) as error:
         raise RawSynthError(f"{path}: checkpoint camera metadata is damaged ({error})") from None
     if gains.shape != (4,) or not np.isfinite(gains).all() or (gains <= 0).any():
-        raise RawSynthError(f"{path}: checkpoint camera wb_gains must be 4 positive numbers, got {camera['wb_gains']!r}")
+        raise RawSynthError(f"{path}: checkpoint camera wb_gains must be 4 positive numbers, "
+                            f"got {camera['wb_gains']!r}")
     if matrix.shape != (3, 3) or not np.isfinite(matrix).all():
         raise RawSynthError(f"{path}: checkpoint camera xyz_to_cam must be a finite 3x3 matrix")
     return (float(gains[0]), float(gains[1]), float(gains[2]), float(gains[3])), matrix, name
@@ -215,7 +216,8 @@ class SSDNetEngine:
         if checkpoint is None:
             checkpoint = bundled_checkpoint()
             if checkpoint is None:
-                raise RawSynthError("no bundled SSDNet checkpoint in this install: pass --model CKPT or use --engine upi")
+                raise RawSynthError("no bundled SSDNet checkpoint in this install: "
+                                    "pass --model CKPT or use --engine upi")
         if not isinstance(checkpoint, (str, Path)):
             raise RawSynthError(f"checkpoint: expected a file path, got {type(checkpoint).__name__}")
         if options is None:

@@ -301,7 +301,8 @@ def intensity_bin_edges(clean: np.ndarray, bins: Union[int, Sequence[float]] = 1
         return edges
     edges = np.asarray(bins, dtype=np.float64).reshape(-1)
     if edges.size < 2 or not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
-        raise RawSynthError(f"bins: expected a count or at least 2 increasing edges, got {list(np.asarray(bins).reshape(-1))}")
+        raise RawSynthError(f"bins: expected a count or at least 2 increasing edges, "
+                            f"got {list(np.asarray(bins).reshape(-1))}")
     return edges
 
 
@@ -538,7 +539,8 @@ def evaluate_pair(
     clean = np.asarray(clean, dtype=np.float32)
     if clean.ndim != 3 or clean.shape[0] != 4 or noisy.shape != clean.shape:
         raise RawSynthError(
-            f"evaluate_pair: expected packed (4, h, w) noisy and clean of equal shape, got {noisy.shape} and {clean.shape}"
+            f"evaluate_pair: expected packed (4, h, w) noisy and clean of equal shape, "
+            f"got {noisy.shape} and {clean.shape}"
         )
     out: dict[str, BinnedKL] = {}
     for name, fn in resolve_noise_models(models).items():
@@ -660,7 +662,8 @@ class NoiseEvalReport:
                 for (cam, iso), row in self.camera_summary().items()
             ],
             "pairs": [
-                {"scene": r.scene, "set": r.set_id, "camera": r.camera, "iso": r.iso, "model": r.model, **r.result.to_dict()}
+                {"scene": r.scene, "set": r.set_id, "camera": r.camera, "iso": r.iso, "model": r.model,
+                 **r.result.to_dict()}
                 for r in self.results
             ],
         }
@@ -699,7 +702,8 @@ class NoiseEvalReport:
             for r in self.results:
                 per_bin = " ".join(_fmt(v) for v in r.result.kl)
                 lines.append(
-                    f"| {r.scene} | {r.set_id} | {r.model} | {_fmt(r.result.kl_mean)} | {_fmt(r.result.kl_all)} | {per_bin} |"
+                    f"| {r.scene} | {r.set_id} | {r.model} | {_fmt(r.result.kl_mean)} | "
+                    f"{_fmt(r.result.kl_all)} | {per_bin} |"
                 )
         return "\n".join(lines) + "\n"
 
@@ -832,7 +836,8 @@ def evaluate_noise_models(
                 results.append(PairResult(scene.name, pair.set_id, scene.phone, scene.iso, name, res))
             pairs_done += 1
     if not results:
-        raise RawSynthError(f"{root}: no SIDD-Medium noisy/clean pair found (scene folders with NOISY, GT and METADATA .MAT files)")
+        raise RawSynthError(f"{root}: no SIDD-Medium noisy/clean pair found "
+                            f"(scene folders with NOISY, GT and METADATA .MAT files)")
     settings = {
         "root": str(root),
         "bins": bins if isinstance(bins, int) else [float(b) for b in bins],

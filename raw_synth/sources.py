@@ -543,8 +543,8 @@ def _collect(spec: str) -> tuple[str, list[tuple[str, Path, str | None]]]:
     """Kind (``"files"``, ``"samples"`` or a corpus name) and ``(id, path, problem)`` entries of a ``--src``.
 
     ``problem`` is ``None`` for a candidate whose header is to be read, else the reason a folder
-    entry with an image extension (in a folder or a glob's matches) is not a file (:func:`_entry_problem`). The folder walk lists
-    entries without opening any (a FIFO would block a reader) and does not follow symbolic links
+    entry with an image extension (in a folder or a glob's matches) is not a file (:func:`_entry_problem`).
+    The folder walk lists entries without opening any (a FIFO would block a reader) and does not follow symbolic links
     to folders, so a link loop cannot make it run forever.
     """
     if not Path(spec).exists() and (spec == "samples" or spec in procedural_corpora()):

@@ -99,7 +99,8 @@ def cameras_list(as_json: bool) -> None:
     click.echo(f"{'name':<{width}}  cfa   bits  black    white    noise")
     for p in profiles:
         noise = f"{p.noise.model}/{p.noise.sampler}" if p.noise else "-"
-        click.echo(f"{p.name:<{width}}  {p.cfa}  {p.bit_depth:>4}  {p.black_level[0]:<7g}  {p.white_level[0]:<7g}  {noise}")
+        click.echo(f"{p.name:<{width}}  {p.cfa}  {p.bit_depth:>4}  "
+                   f"{p.black_level[0]:<7g}  {p.white_level[0]:<7g}  {noise}")
 
 
 @cameras.command("show")
@@ -323,7 +324,8 @@ def noise_eval(sidd_dir: Path, models: str | None, out_dir: Path, camera_codes: 
 @click.option("--model", default=None, help="SSDNet checkpoint (default: the bundled one).")
 @click.option("--cameras", default="sidd", show_default=True,
               help="Comma list of camera profiles: 'sidd', 'eld', bundled names or YAML paths.")
-@click.option("--patch", default=256, show_default=True, type=click.IntRange(min=16), help="Full-resolution crop side (even).")
+@click.option("--patch", default=256, show_default=True, type=click.IntRange(min=16),
+              help="Full-resolution crop side (even).")
 @click.option("--format", "fmt", default="zarr", show_default=True, type=click.Choice(["zarr", "hdf5"]))
 @click.option("--shard-size", default=256, show_default=True, type=click.IntRange(min=1), help="Pairs per shard.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Local worker processes.")
@@ -445,7 +447,8 @@ def verify(store: Path) -> None:
 
 @main.command("eval-sidd")
 @click.option("--sidd-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Folder with ValidationNoisyBlocksRaw.mat + ValidationGtBlocksRaw.mat, or BenchmarkNoisyBlocksRaw.mat.")
+              help="Folder with ValidationNoisyBlocksRaw.mat + ValidationGtBlocksRaw.mat, "
+                   "or BenchmarkNoisyBlocksRaw.mat.")
 @click.option("--model", "models", multiple=True, default=("identity",), show_default=True,
               help="Denoiser checkpoint (.safetensors), 'identity', 'anscombe-nlm' or 'anscombe-bm3d' "
                    "(needs pip install \"raw-synth[bm3d]\"); repeat for several rows.")

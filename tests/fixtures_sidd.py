@@ -38,8 +38,12 @@ _MATLAB_CLASS = {
 _COLOUR_INDEX = {"R": 0, "G": 1, "B": 2}
 
 # Real S6 matrices (scene 0001), used as defaults.
-S6_COLOR_MATRIX1 = (0.6640625, -0.04589844, -0.12011719, -0.54296875, 1.43847656, 0.07128906, -0.17675781, 0.40527344, 0.47558594)
-S6_COLOR_MATRIX2 = (1.23828125, -0.44433594, -0.27832031, -0.45019531, 1.46972656, 0.06933594, -0.08984375, 0.29199219, 0.61328125)
+S6_COLOR_MATRIX1 = (0.6640625, -0.04589844, -0.12011719,
+                    -0.54296875, 1.43847656, 0.07128906,
+                    -0.17675781, 0.40527344, 0.47558594)
+S6_COLOR_MATRIX2 = (1.23828125, -0.44433594, -0.27832031,
+                    -0.45019531, 1.46972656, 0.06933594,
+                    -0.08984375, 0.29199219, 0.61328125)
 
 
 def _matlab_header(text: str) -> bytes:
@@ -60,7 +64,8 @@ def write_mat_v73(path: PathLike, variables: dict[str, np.ndarray]) -> Path:
             arr = np.asarray(value)
             ds = fh.create_dataset(name, data=np.ascontiguousarray(arr.T))
             ds.attrs["MATLAB_class"] = np.bytes_(_MATLAB_CLASS[arr.dtype])
-    header = _matlab_header("MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2018 HDF5 schema 1.00 .")
+    header = _matlab_header("MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2018 "
+                            "HDF5 schema 1.00 .")
     with p.open("r+b") as fh:
         fh.write(header.ljust(512, b"\x00"))
     return p

@@ -271,7 +271,8 @@ def test_fit_flat_dark_recovers_physics_parameters(case: str) -> None:
 
 def test_fit_flat_dark_drops_saturated_levels() -> None:
     params, flats, darks = flat_dark_frames(2.0, 2.0, 0.0, 0.5, 512, 16383, 3, size=64)
-    extra = [apply_noise(np.full((4, 64, 64), 1.05, np.float32), params, np.random.default_rng(k)).noisy for k in range(2)]
+    extra = [apply_noise(np.full((4, 64, 64), 1.05, np.float32), params, np.random.default_rng(k)).noisy
+             for k in range(2)]
     fit = fit_flat_dark(flats + extra, darks, 16383, 512)
     assert fit.n_flat_levels == 7
     assert all(not b.used[-1] and b.used[:-1].all() for b in fit.ptc)  # the saturated level is out

@@ -68,9 +68,11 @@ def test_bundled_profiles_load_and_resolve_by_name() -> None:
         ({"bit_depth": 20}, "field 'bit_depth': expected an integer from 1 to 16, got 20"),
         ({"xyz_to_cam": [[1, 0], [0, 1]]}, "field 'xyz_to_cam': expected a finite 3x3 matrix, got shape (2, 2)"),
         ({"xyz_to_cam": [[1, 2, 3], [2, 4, 6], [0, 0, 1]]}, "field 'xyz_to_cam': matrix is singular"),
-        ({"white_balance": {"red_gain": [2.0, 1.0]}}, "field 'white_balance.red_gain': expected 0 < low <= high, got [2.0, 1.0]"),
+        ({"white_balance": {"red_gain": [2.0, 1.0]}},
+         "field 'white_balance.red_gain': expected 0 < low <= high, got [2.0, 1.0]"),
         ({"noise": {"model": "x"}}, "field 'noise.sampler': expected a non-empty string, got None"),
-        ({"colour": 1}, "unknown field 'colour' (known: bit_depth, black_level, cfa, description, name, noise, white_balance, white_level, xyz_to_cam)"),
+        ({"colour": 1}, "unknown field 'colour' (known: bit_depth, black_level, cfa, description, name, noise, "
+                        "white_balance, white_level, xyz_to_cam)"),
         ({"name": None}, "missing required field 'name'"),
     ],
 )

@@ -113,14 +113,20 @@ def test_cfa_names() -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: cfa.pack(np.zeros((5, 4)), "RGGB"), "mosaic height and width must be even for a Bayer mosaic, got 5x4"),
-        (lambda: cfa.unify(np.zeros((4, 7)), "GRBG"), "mosaic height and width must be even for a Bayer mosaic, got 4x7"),
-        (lambda: cfa.mosaic(np.zeros((3, 4, 3)), "RGGB"), "image height and width must be even for a Bayer mosaic, got 3x4"),
-        (lambda: cfa.pack(np.zeros((4, 4)), "RGBG"), "unknown CFA pattern 'RGBG': expected one of RGGB, GRBG, GBRG, BGGR"),
+        (lambda: cfa.pack(np.zeros((5, 4)), "RGGB"),
+         "mosaic height and width must be even for a Bayer mosaic, got 5x4"),
+        (lambda: cfa.unify(np.zeros((4, 7)), "GRBG"),
+         "mosaic height and width must be even for a Bayer mosaic, got 4x7"),
+        (lambda: cfa.mosaic(np.zeros((3, 4, 3)), "RGGB"),
+         "image height and width must be even for a Bayer mosaic, got 3x4"),
+        (lambda: cfa.pack(np.zeros((4, 4)), "RGBG"),
+         "unknown CFA pattern 'RGBG': expected one of RGGB, GRBG, GBRG, BGGR"),
         (lambda: cfa.unpack(np.zeros((3, 2, 2)), "RGGB"), "packed RAW must have shape (..., 4, h, w), got (3, 2, 2)"),
         (lambda: cfa.mosaic(np.zeros((4, 4)), "RGGB"), "numpy RGB must have shape (H, W, 3), got (4, 4)"),
-        (lambda: cfa.unify(np.zeros((4, 4)), "BGGR", mode="shift"), "unknown unification mode 'shift': expected 'crop' or 'pad'"),
-        (lambda: cfa.cfa_from_raw_pattern([0, 0, 2, 1], "RGB"), "CFA tile [0, 0, 2, 1] with colours 'RGB' is not a Bayer pattern"),
+        (lambda: cfa.unify(np.zeros((4, 4)), "BGGR", mode="shift"),
+         "unknown unification mode 'shift': expected 'crop' or 'pad'"),
+        (lambda: cfa.cfa_from_raw_pattern([0, 0, 2, 1], "RGB"),
+         "CFA tile [0, 0, 2, 1] with colours 'RGB' is not a Bayer pattern"),
     ],
 )
 def test_errors_are_clear(call, message: str) -> None:

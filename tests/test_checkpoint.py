@@ -37,7 +37,8 @@ def test_bad_checkpoints_give_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(RawSynthError, match=r"foreign.safetensors: not a raw-synth checkpoint"):
         load_model(foreign, kind="ssdnet-isp")
     other = save_model(tmp_path / "den.safetensors", create_model("tiny"), kind="denoiser")
-    with pytest.raises(RawSynthError, match=r"den.safetensors: checkpoint holds a 'denoiser' model, expected 'ssdnet-isp'$"):
+    with pytest.raises(RawSynthError,
+                       match=r"den.safetensors: checkpoint holds a 'denoiser' model, expected 'ssdnet-isp'$"):
         load_model(other, kind="ssdnet-isp")
     arch = save_model(tmp_path / "arch.safetensors", create_model("tiny"), kind="ssdnet-isp", architecture="unet")
     with pytest.raises(RawSynthError, match=r"arch.safetensors: unknown architecture 'unet'"):

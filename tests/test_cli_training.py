@@ -44,7 +44,8 @@ def test_train_denoiser_then_denoise_a_dng(tmp_path: Path) -> None:
     noisy = np.clip(0.3 + 0.05 * rng.standard_normal((4, 64, 64)), 0, 1).astype(np.float32)
     source = write_dng(tmp_path / "in.dng", RawImage(noisy, "GRBG", 64, 1023, iso=400, noise_profile=(1e-3, 1e-5)))
     out = tmp_path / "out.dng"
-    result = _run("denoise", str(source), "--model", str(model), "--out", str(out), "--preview", str(tmp_path / "p.png"))
+    result = _run("denoise", str(source), "--model", str(model), "--out", str(out),
+                  "--preview", str(tmp_path / "p.png"))
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"{out}: 128x128 GRBG, noise level: ")
     back = read_raw(out)

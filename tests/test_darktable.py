@@ -25,7 +25,9 @@ SMALL = {
                 {"name": "Pro 1 iso 400", "iso": 400, "a": [4e-5, 2e-5, 3e-5], "b": [2e-7, 1e-7, -1e-8]},
                 {"name": "Pro 1 iso 100", "iso": 100, "a": [1e-5, 5e-6, 8e-6], "b": [1e-7, 5e-8, 6e-8]},
             ]},
-            {"model": "Mini", "profiles": [{"name": "Mini iso 200", "iso": 200, "a": [1e-4, 1e-4, 1e-4], "b": [1e-6, 1e-6, 1e-6]}]},
+            {"model": "Mini", "profiles": [
+                {"name": "Mini iso 200", "iso": 200, "a": [1e-4, 1e-4, 1e-4], "b": [1e-6, 1e-6, 1e-6]},
+            ]},
         ]},
     ],
 }
@@ -54,7 +56,8 @@ def test_imported_profile_drives_noise_with_its_level(tmp_path: Path) -> None:
     assert draw.iso == 200.0
     clean = np.full((4, 256, 256), 0.5, np.float32)
     result = apply_noise(clean, draw.params, np.random.default_rng(1))
-    np.testing.assert_allclose(result.noisy.reshape(4, -1).var(1), np.asarray(result.shot) * 0.5 + result.read, rtol=0.03)
+    np.testing.assert_allclose(result.noisy.reshape(4, -1).var(1), np.asarray(result.shot) * 0.5 + result.read,
+                               rtol=0.03)
 
 
 def test_command_writes_loadable_profiles(tmp_path: Path) -> None:
@@ -72,7 +75,8 @@ def test_errors(tmp_path: Path) -> None:
         read_darktable_profiles(_write(tmp_path), model="zz")
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")
-    with pytest.raises(RawSynthError, match=r"bad.json: not a darktable noiseprofiles.json \(no 'noiseprofiles' list\)$"):
+    with pytest.raises(RawSynthError,
+                       match=r"bad.json: not a darktable noiseprofiles.json \(no 'noiseprofiles' list\)$"):
         read_darktable_profiles(bad)
 
 

@@ -58,7 +58,8 @@ def test_input_errors() -> None:
     x = torch.rand(1, 4, 16, 16)
     with pytest.raises(RawSynthError, match="variance: this denoiser is conditioned on the noise level"):
         cond(x)
-    with pytest.raises(RawSynthError, match=r"noisy: expected packed RAW of shape \(B, 4, h, w\), got \(1, 3, 16, 16\)"):
+    with pytest.raises(RawSynthError,
+                       match=r"noisy: expected packed RAW of shape \(B, 4, h, w\), got \(1, 3, 16, 16\)"):
         cond(torch.rand(1, 3, 16, 16), x)
     with pytest.raises(RawSynthError, match=r"variance: shape \(1, 4, 8, 8\) differs from noisy \(1, 4, 16, 16\)"):
         cond(x, torch.rand(1, 4, 8, 8))
@@ -112,7 +113,8 @@ def test_checkpoint_round_trip_and_bad_files(tmp_path: Path) -> None:
     with pytest.raises(RawSynthError, match=r"junk.safetensors: not a safetensors checkpoint$"):
         load_denoiser(junk)
     isp = save_model(tmp_path / "isp.safetensors", create_model("tiny"), kind="ssdnet-isp")
-    with pytest.raises(RawSynthError, match=r"isp.safetensors: checkpoint holds a 'ssdnet-isp' model, expected 'denoiser'$"):
+    with pytest.raises(RawSynthError,
+                       match=r"isp.safetensors: checkpoint holds a 'ssdnet-isp' model, expected 'denoiser'$"):
         load_denoiser(isp)
     wrong = save_model(tmp_path / "wrong.safetensors", create_model("tiny"), kind="denoiser",
                        architecture="ssdnet-denoiser")

@@ -171,7 +171,8 @@ def test_bundled_ssdnet_renders_black_as_black():
     before the engine lifted near-black input)."""
     if bundled_checkpoint() is None:
         pytest.skip("no bundled checkpoint")
-    packed = create_engine("ssdnet", device="cpu").convert(np.zeros((64, 64, 3), np.float32), np.random.default_rng(0)).packed
+    packed = create_engine("ssdnet", device="cpu").convert(np.zeros((64, 64, 3), np.float32),
+                                                           np.random.default_rng(0)).packed
     assert packed.shape == (4, 32, 32)
     assert packed.max() < 0.005
 

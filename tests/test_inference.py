@@ -175,7 +175,8 @@ def test_predict_tiled_does_not_modify_input(tiny):
     [
         (torch.rand(1, 3, 10, 11), {}, "rgb: height and width must be even for a Bayer mosaic, got 10x11"),
         (torch.rand(1, 4, 10, 10), {}, "rgb: expected RGB of shape (B, 3, H, W), got (1, 4, 10, 10)"),
-        (torch.zeros(1, 3, 10, 10, dtype=torch.uint8), {}, "rgb: expected a float tensor in [0, 1], got dtype torch.uint8"),
+        (torch.zeros(1, 3, 10, 10, dtype=torch.uint8), {},
+         "rgb: expected a float tensor in [0, 1], got dtype torch.uint8"),
         (np.zeros((1, 3, 10, 10)), {}, "rgb: expected a torch tensor (B, 3, H, W), got ndarray"),
         (torch.rand(1, 3, 10, 10), {"tile": 40}, "tile must be a multiple of 16 and >= 32, got 40"),
         (torch.rand(1, 3, 10, 10), {"overlap": 3}, "overlap must be an even integer in [0, tile/2 = 256], got 3"),

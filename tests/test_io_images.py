@@ -251,7 +251,8 @@ def test_truncated_8bit(tmp_path: Path, suffix: str) -> None:
     Image.fromarray(_rgb8(64, 64)).save(full)
     cut = tmp_path / f"cut{suffix}"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
-    pattern = rf"^{re.escape(str(cut))}: truncated or corrupt image \(image file is truncated( \(\d+ bytes not processed\))?\)$"
+    pattern = (rf"^{re.escape(str(cut))}: truncated or corrupt image "
+               rf"\(image file is truncated( \(\d+ bytes not processed\))?\)$")
     with pytest.raises(RawSynthError, match=pattern):
         read_image(cut)
 
@@ -260,7 +261,8 @@ def test_truncated_png16(tmp_path: Path) -> None:
     full = write_image(tmp_path / "full.png", RNG.random((40, 40, 3)), bits=16)
     cut = tmp_path / "cut.png"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
-    with pytest.raises(RawSynthError, match=rf"^{re.escape(str(cut))}: truncated or corrupt image \(image file is truncated\)$"):
+    with pytest.raises(RawSynthError,
+                       match=rf"^{re.escape(str(cut))}: truncated or corrupt image \(image file is truncated\)$"):
         read_image(cut)
 
 
@@ -300,7 +302,8 @@ def test_write_jpeg(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "name,array,bits,message",
     [
-        ("x.gif", np.zeros((2, 2, 3)), 8, "{p}: unknown image format '.gif': expected .png, .jpg, .jpeg, .tif or .tiff"),
+        ("x.gif", np.zeros((2, 2, 3)), 8,
+         "{p}: unknown image format '.gif': expected .png, .jpg, .jpeg, .tif or .tiff"),
         ("x.jpg", np.zeros((2, 2, 3)), 16, "{p}: JPEG supports 8 bits only, got bits=16"),
         ("x.png", np.zeros((2, 2, 3)), 12, "{p}: bits must be 8 or 16, got 12"),
         ("x.png", np.zeros((2, 2)), 8, "{p}: image must have shape (H, W, 3), got (2, 2)"),

@@ -264,7 +264,8 @@ def test_mosaic_errors(tmp_path: Path) -> None:
     )
     _expect(tmp_path / "odd.npy", "{p}: white_level 100 must be greater than every black level (0, 0, 100, 0)",
             black_level=[0, 0, 100, 0], white_level=100)
-    _expect(tmp_path / "odd.npy", "{p}: black_level must be one value or four (R, Gr, Gb, B), got 2", black_level=[1, 2])
+    _expect(tmp_path / "odd.npy", "{p}: black_level must be one value or four (R, Gr, Gb, B), got 2",
+            black_level=[1, 2])
     _expect(tmp_path / "odd.npy", "{p}: unknown CFA pattern 'XYZW': expected one of RGGB, GRBG, GBRG, BGGR", cfa="XYZW")
     _expect(tmp_path / "none.npy", "{p}: file not found")
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object))
@@ -277,7 +278,8 @@ def test_mosaic_file_type_errors(tmp_path: Path) -> None:
     _expect(tmp_path / "m.raw", "{p}: file has 48 bytes, expected 50 for shape (5, 5) and dtype <u2", shape=(5, 5))
     _expect(tmp_path / "m.raw", "{p}: mosaic height and width must be even, got 3x8", shape=(3, 8))
     (tmp_path / "m.dat").write_bytes(b"\x00" * 8)
-    _expect(tmp_path / "m.dat", "{p}: unsupported mosaic file type '.dat': expected .npy, .png, .tif, .tiff or shape=(H, W)")
+    _expect(tmp_path / "m.dat",
+            "{p}: unsupported mosaic file type '.dat': expected .npy, .png, .tif, .tiff or shape=(H, W)")
     Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(tmp_path / "rgb.png")
     _expect(tmp_path / "rgb.png", "{p}: expected a single-channel mosaic image, got mode RGB")
     (tmp_path / "bad.png").write_text("not a png")

@@ -50,7 +50,8 @@ def test_resampling_gradients_and_detach_choice() -> None:
     z = torch.randn(4, generator=torch.Generator().manual_seed(gen_seed))
     for detach in (True, False):
         mu = torch.tensor([0.4, 0.3, 0.7, 0.6], requires_grad=True)
-        loss = resampling_loss(mu, sigma, gt, alpha=0.1, generator=torch.Generator().manual_seed(gen_seed), detach_error=detach)
+        loss = resampling_loss(mu, sigma, gt, alpha=0.1, generator=torch.Generator().manual_seed(gen_seed),
+                               detach_error=detach)
         loss.backward()
         d = (mu - gt).detach()
         residual = d - z * d.abs()

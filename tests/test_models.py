@@ -86,7 +86,8 @@ def test_pointwise_equals_conv2d(bias: bool) -> None:
 def _reference_attention(m: ContextFusionAttention, y: torch.Tensor) -> torch.Tensor:
     """Facts 1.2 written out literally: conv2d, F.normalize, explicit w_c * V and concat."""
     b, c, h, w = y.shape
-    qkv = F.conv2d(F.conv2d(y, m.qkv.weight, m.qkv.bias), m.qkv_dwconv.weight, m.qkv_dwconv.bias, padding=1, groups=3 * c)
+    qkv = F.conv2d(F.conv2d(y, m.qkv.weight, m.qkv.bias), m.qkv_dwconv.weight, m.qkv_dwconv.bias,
+                   padding=1, groups=3 * c)
     q, k, v = qkv.chunk(3, dim=1)
     conv = F.conv2d(y, m.conv_branch.weight, m.conv_branch.bias, padding=m.conv_branch.padding, groups=c)
     gap = conv.mean(dim=(2, 3), keepdim=True)
@@ -349,7 +350,8 @@ def test_paper_preset_parameter_count() -> None:
 def test_paper_preset_layout() -> None:
     cfg = get_config("ssdnet-paper")
     assert (cfg.dim, cfg.enc_blocks, cfg.dec_blocks, cfg.refinement_blocks) == (48, (4, 6, 6, 8), (4, 6, 6), 4)
-    assert (cfg.heads, cfg.ffn_factor, cfg.bias, cfg.layernorm, cfg.ffn) == ((1, 2, 4, 8), 2.66, False, "BiasFree", "gdfn")
+    assert ((cfg.heads, cfg.ffn_factor, cfg.bias, cfg.layernorm, cfg.ffn)
+            == ((1, 2, 4, 8), 2.66, False, "BiasFree", "gdfn"))
     with torch.device("meta"):
         model = create_model("ssdnet-paper")
     assert [len(s) for s in (model.enc1, model.enc2, model.enc3, model.latent)] == [4, 6, 6, 8]
@@ -416,7 +418,8 @@ def test_test_resample_is_mean_of_draws() -> None:
     model = _tiny().eval()
     x = torch.rand(2, 3, 16, 24)
     with torch.no_grad():
-        got = ssdnet_module.test_resample(model, x, n_samples=5, generator=torch.Generator().manual_seed(7), clamp=False)
+        got = ssdnet_module.test_resample(model, x, n_samples=5, generator=torch.Generator().manual_seed(7),
+                                          clamp=False)
         out = model.predict(x, with_sigma=True)
     gen = torch.Generator().manual_seed(7)
     draws = [out["mu"] + out["sigma"] * torch.randn(out["mu"].shape, generator=gen) for _ in range(5)]

@@ -211,8 +211,9 @@ def test_builtin_models_use_the_scene_nlf(tmp_path: Path) -> None:
 
 def test_profile_noise_model(tmp_path: Path) -> None:
     meta = read_sidd_metadata(write_sidd_metadata(tmp_path / "m.MAT", iso=400))
-    section = NoiseSection("heteroscedastic-gaussian", "iso-table", {"iso": [100, 1600], "shot": [1e-3, 1.6e-2], "read": [1e-5, 1e-5],
-                                                                        "shot_scatter": 0.0, "read_scatter": 0.0})
+    section = NoiseSection("heteroscedastic-gaussian", "iso-table",
+                           {"iso": [100, 1600], "shot": [1e-3, 1.6e-2], "read": [1e-5, 1e-5],
+                            "shot_scatter": 0.0, "read_scatter": 0.0})
     profile = get_profile("sidd-s6").replace(noise=section)
     fn = profile_noise_model(profile)
     clean = np.full((4, 128, 128), 0.5, np.float32)

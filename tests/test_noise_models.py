@@ -297,7 +297,8 @@ def test_physics_torch_batch_per_sample_lambda_and_row() -> None:
 
 
 def test_numpy_and_torch_statistics_agree() -> None:
-    params = PhysicsParams(gain=2.0, read_scale=4.0, black=BLACK, white=WHITE, read_model="tukey", tukey_lambda=0.05, row_scale=1.0)
+    params = PhysicsParams(gain=2.0, read_scale=4.0, black=BLACK, white=WHITE, read_model="tukey", tukey_lambda=0.05,
+                           row_scale=1.0)
     res_np, res_t = run_both(flat_levels(), params, 9)
     np.testing.assert_array_equal(res_np.shot, res_t.shot)
     np.testing.assert_allclose(res_np.read, res_t.read, rtol=1e-6)
@@ -312,7 +313,8 @@ def test_numpy_and_torch_statistics_agree() -> None:
 ALL_PARAMS = [
     GaussianParams(shot=0.01, read=1e-4),
     PoissonGaussianParams(gain=2.0, read_dn=3.0, black=BLACK, white=WHITE),
-    PhysicsParams(gain=2.0, read_scale=3.0, black=BLACK, white=WHITE, read_model="tukey", tukey_lambda=-0.1, row_scale=1.0),
+    PhysicsParams(gain=2.0, read_scale=3.0, black=BLACK, white=WHITE, read_model="tukey", tukey_lambda=-0.1,
+                  row_scale=1.0),
 ]
 
 
@@ -387,7 +389,8 @@ def test_input_checks() -> None:
     p = ALL_PARAMS[0]
     with pytest.raises(RawSynthError, match=r"x: expected a numpy array of shape \(4, h, w\), got shape \(3, 8, 8\)"):
         apply_noise(np.zeros((3, 8, 8), np.float32), p, 0)
-    with pytest.raises(RawSynthError, match=r"x: expected a torch tensor of shape \(B, 4, h, w\), got shape \(4, 8, 8\)"):
+    with pytest.raises(RawSynthError,
+                       match=r"x: expected a torch tensor of shape \(B, 4, h, w\), got shape \(4, 8, 8\)"):
         apply_noise(torch.zeros(4, 8, 8), p, 0)
     with pytest.raises(RawSynthError, match="x: expected a floating-point array, got uint16"):
         apply_noise(np.zeros((4, 8, 8), np.uint16), p, 0)
@@ -397,7 +400,8 @@ def test_input_checks() -> None:
         apply_noise(torch.zeros(1, 4, 8, 8), p, np.random.default_rng(0))
     with pytest.raises(RawSynthError, match="rng: expected a numpy Generator"):
         apply_noise(np.zeros((4, 8, 8), np.float32), p, torch.Generator())
-    with pytest.raises(RawSynthError, match="params: expected GaussianParams, PoissonGaussianParams or PhysicsParams, got dict"):
+    with pytest.raises(RawSynthError,
+                       match="params: expected GaussianParams, PoissonGaussianParams or PhysicsParams, got dict"):
         apply_noise(np.zeros((4, 8, 8), np.float32), {"shot": 0.1}, 0)
     with pytest.raises(RawSynthError, match=r"shot: numpy input takes a scalar or 4 values"):
         apply_noise(np.zeros((4, 8, 8), np.float32), GaussianParams(shot=np.zeros((2, 4)), read=0.0), 0)
@@ -409,9 +413,12 @@ def test_input_checks() -> None:
 
 
 def test_parameter_checks() -> None:
-    with pytest.raises(RawSynthError, match=r"shot: values must be >= 0, got \[-0.1\]|shot: values must be >= 0, got -0.1"):
+    with pytest.raises(RawSynthError,
+                       match=r"shot: values must be >= 0, got \[-0.1\]|shot: values must be >= 0, got -0.1"):
         GaussianParams(shot=-0.1, read=0.0)
-    with pytest.raises(RawSynthError, match=r"read: expected a scalar, 4 values \(R, Gr, Gb, B\) or a \(B, 4\) array, got shape \(3,\)"):
+    with pytest.raises(RawSynthError,
+                       match=r"read: expected a scalar, 4 values \(R, Gr, Gb, B\) or a \(B, 4\) array, "
+                             r"got shape \(3,\)"):
         GaussianParams(shot=0.1, read=(0.1, 0.1, 0.1))
     with pytest.raises(RawSynthError, match="gain: values must be > 0"):
         PoissonGaussianParams(gain=0.0, read_dn=1.0, black=0, white=100)

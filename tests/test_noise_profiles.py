@@ -58,7 +58,8 @@ def test_same_seed_same_draw_and_poisson_model(tmp_path) -> None:
     clean = np.full((4, 256, 256), 0.4, dtype=np.float32)
     result = apply_noise(clean, draw.params, np.random.default_rng(0))
     np.testing.assert_allclose(result.shot, a.params.shot, rtol=1e-6)
-    np.testing.assert_allclose(result.noisy.reshape(4, -1).var(1), np.asarray(result.shot) * 0.4 + result.read, rtol=0.03)
+    np.testing.assert_allclose(result.noisy.reshape(4, -1).var(1), np.asarray(result.shot) * 0.4 + result.read,
+                               rtol=0.03)
 
 
 def test_profile_without_noise_or_bad_sampler_is_refused() -> None:
@@ -66,5 +67,6 @@ def test_profile_without_noise_or_bad_sampler_is_refused() -> None:
         sample_camera_noise(get_profile("canon-eos-550d"), np.random.default_rng(0))
     bad = get_profile("unprocessing")
     bad = bad.replace(noise=bad.noise.__class__("heteroscedastic-gaussian", "magic", {}))
-    with pytest.raises(RawSynthError, match="field 'noise.sampler': unknown sampler 'magic': expected one of unprocessing, "):
+    with pytest.raises(RawSynthError,
+                       match="field 'noise.sampler': unknown sampler 'magic': expected one of unprocessing, "):
         sample_camera_noise(bad, np.random.default_rng(0))

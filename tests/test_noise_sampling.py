@@ -162,7 +162,8 @@ def test_eld_checks() -> None:
     with pytest.raises(RawSynthError, match="eld params: missing key 'Kmax'"):
         check_eld_params({k: v for k, v in HAND_ELD.items() if k != "Kmax"})
     with pytest.raises(RawSynthError, match=r"cam.json: Profile-1 has no R_scale entry"):
-        bad = dict(HAND_ELD, **{"Profile-1": {"G_scale": HAND_ELD["Profile-1"]["G_scale"], "g_scale": HAND_ELD["Profile-1"]["g_scale"]}})
+        bad = dict(HAND_ELD, **{"Profile-1": {"G_scale": HAND_ELD["Profile-1"]["G_scale"],
+                                              "g_scale": HAND_ELD["Profile-1"]["g_scale"]}})
         check_eld_params(bad, "cam.json")
     with pytest.raises(RawSynthError, match=r"eld params: color_bias must be 4 rows of 4 values"):
         check_eld_params(dict(HAND_ELD, color_bias=[[0.0] * 4] * 3))
@@ -215,8 +216,10 @@ def test_eld_published_files(shared_data: Path, camera: str) -> None:
 def test_eld_sony_profile_values(shared_data: Path) -> None:
     eld = load_eld_params(shared_file(shared_data, "eld-noise-params/SonyA7S2_params.json"))
     fits = eld["Profile-1"]
-    assert (fits["G_scale"]["slope"], fits["G_scale"]["bias"], fits["G_scale"]["sigma"]) == pytest.approx((0.4621, 0.5657, 0.2634), abs=1e-4)
-    assert (fits["R_scale"]["slope"], fits["R_scale"]["bias"], fits["R_scale"]["sigma"]) == pytest.approx((0.5275, -0.5917, 0.2943), abs=1e-4)
+    assert ((fits["G_scale"]["slope"], fits["G_scale"]["bias"], fits["G_scale"]["sigma"])
+            == pytest.approx((0.4621, 0.5657, 0.2634), abs=1e-4))
+    assert ((fits["R_scale"]["slope"], fits["R_scale"]["bias"], fits["R_scale"]["sigma"])
+            == pytest.approx((0.5275, -0.5917, 0.2943), abs=1e-4))
 
 
 # ----------------------------------------------------------------------------- per-ISO tables

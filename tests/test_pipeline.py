@@ -149,7 +149,8 @@ def test_samples_follow_the_per_sample_stream(reference: Path) -> None:
         noisy, shot, read = apply_noise(result.packed, draw.params, rng)
         dn = to_dn(noisy, camera.black_level, camera.white_level)
         s = samples[i]
-        assert (s["camera"], s["cfa"], s["source"], tuple(s["crop"])) == (camera.name, camera.cfa, f"deadleaves#{i}", (0, 0))
+        assert ((s["camera"], s["cfa"], s["source"], tuple(s["crop"]))
+                == (camera.name, camera.cfa, f"deadleaves#{i}", (0, 0)))
         black, white = np.asarray(camera.black_level, np.float32), np.asarray(camera.white_level, np.float32)
         expected = ((dn.astype(np.float32) - black[:, None, None]) / (white - black)[:, None, None])
         np.testing.assert_allclose(s["noisy"], expected, rtol=0, atol=1e-6)
@@ -313,7 +314,8 @@ def test_skipped_inputs_are_recorded(tmp_path: Path) -> None:
         ("photos/small.png", "smaller than the patch"),
         ("photos/cut.jpg", "truncated or corrupt image"),
     }
-    assert {"source": "photos/small.png", "reason": "smaller than the patch (20x64 < 32x32)"} in _manifest(out)["skipped"]
+    assert ({"source": "photos/small.png", "reason": "smaller than the patch (20x64 < 32x32)"}
+            in _manifest(out)["skipped"])
     samples = _contents(out)
     assert {s["source"] for s in samples} == {"photos/a.png", "photos/b.png"}
     assert all(s["crop"][0] % 2 == 0 and s["crop"][1] % 2 == 0 for s in samples)
@@ -358,8 +360,9 @@ def test_src_variants(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("fork", [False, True])
-def test_local_cluster_workers_get_the_allocator_environment_and_quiet_settings(fork: bool,
-                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_cluster_workers_get_the_allocator_environment_and_quiet_settings(
+    fork: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import dask
     from distributed import Client
 

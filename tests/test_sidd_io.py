@@ -272,13 +272,17 @@ def test_read_blocks_from_cell_array(tmp_path: Path) -> None:
 
 def test_read_blocks_errors(tmp_path: Path) -> None:
     flat = write_sidd_blocks(tmp_path / "BenchmarkNoisyBlocksRaw.mat", np.zeros((3, 8, 8), np.float32))
-    with pytest.raises(RawSynthError, match=r"BenchmarkNoisyBlocksRaw\.mat: variable 'BenchmarkNoisyBlocksRaw' has shape \(3, 8, 8\), expected 4-D"):
+    with pytest.raises(RawSynthError, match=r"BenchmarkNoisyBlocksRaw\.mat: variable 'BenchmarkNoisyBlocksRaw' "
+                                            r"has shape \(3, 8, 8\), expected 4-D"):
         read_sidd_blocks(flat)
-    wrong_key = write_sidd_blocks(tmp_path / "ValidationGtBlocksRaw.mat", np.zeros((1, 1, 2, 2), np.float32), key="other")
-    with pytest.raises(RawSynthError, match=r"ValidationGtBlocksRaw\.mat: no variable 'ValidationGtBlocksRaw' .*variables: other"):
+    wrong_key = write_sidd_blocks(tmp_path / "ValidationGtBlocksRaw.mat", np.zeros((1, 1, 2, 2), np.float32),
+                                  key="other")
+    with pytest.raises(RawSynthError,
+                       match=r"ValidationGtBlocksRaw\.mat: no variable 'ValidationGtBlocksRaw' .*variables: other"):
         read_sidd_blocks(wrong_key)
     srgb = write_sidd_blocks(tmp_path / "Blocks.mat", np.zeros((1, 1, 2, 2), np.uint8))
-    with pytest.raises(RawSynthError, match=r"Blocks\.mat: variable 'Blocks' has dtype uint8, expected float RAW blocks"):
+    with pytest.raises(RawSynthError,
+                       match=r"Blocks\.mat: variable 'Blocks' has dtype uint8, expected float RAW blocks"):
         read_sidd_blocks(srgb)
 
 
@@ -292,7 +296,8 @@ def test_read_block_positions_zero_based(tmp_path: Path) -> None:
 
 def test_read_block_positions_errors(tmp_path: Path) -> None:
     narrow = write_block_positions(tmp_path / "narrow.mat", np.ones((32, 3)))
-    with pytest.raises(RawSynthError, match=r"narrow\.mat: variable 'BenchmarkBlocks32' has shape \(32, 3\), expected \(n, 4\)"):
+    with pytest.raises(RawSynthError,
+                       match=r"narrow\.mat: variable 'BenchmarkBlocks32' has shape \(32, 3\), expected \(n, 4\)"):
         read_block_positions(narrow)
     zero = write_block_positions(tmp_path / "zero.mat", np.array([[0, 1, 256, 256]]))
     with pytest.raises(RawSynthError, match=r"zero\.mat: .*1-based starts >= 1"):
@@ -310,7 +315,8 @@ def test_submit_mat_round_trip(tmp_path: Path) -> None:
     assert out.dtype == np.float32 and out.shape == blocks.shape
     np.testing.assert_array_equal(out, blocks)
     np.testing.assert_array_equal(read_sidd_blocks(path), blocks)
-    with pytest.raises(RawSynthError, match=r"bad\.mat: blocks have shape \(8, 8\), expected \(images, blocks, height, width\)"):
+    with pytest.raises(RawSynthError,
+                       match=r"bad\.mat: blocks have shape \(8, 8\), expected \(images, blocks, height, width\)"):
         write_submit_raw_mat(tmp_path / "bad.mat", blocks[0, 0])
 
 

@@ -411,8 +411,9 @@ def test_worker_failure_is_one_line_on_two_workers(tmp_path: Path) -> None:
     _assert_one_line_error(result, "no readable input image found", "photos/a.png")
 
 
-def test_worker_killed_mid_write_leaves_nothing_and_recomputes_no_finished_shard(tmp_path: Path,
-                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_killed_mid_write_leaves_nothing_and_recomputes_no_finished_shard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The first two workers are forked from this process and carry the patches: the first attempt at
     shard 2 kills its worker after writing the temporary entry. A finished shard that were computed
     again would be installed again, under a new inode, after the client recorded it."""

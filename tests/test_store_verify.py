@@ -53,7 +53,8 @@ def test_tampered_value_gives_checksum_mismatch(tmp_path: Path) -> None:
         f["noisy"][1, 0, 0, 0] = f["noisy"][1, 0, 0, 0] + 1
     report = verify_store(tmp_path)
     assert len(report.problems) == 2
-    assert report.problems[0] == "shard-000000.h5: sample 1 column noisy: data does not match its stored CRC-32C (corrupt)"
+    assert report.problems[0] == ("shard-000000.h5: sample 1 column noisy: "
+                                  "data does not match its stored CRC-32C (corrupt)")
     assert report.problems[1].startswith("shard-000000.h5: checksum mismatch (stored data gives ")
 
 
@@ -93,7 +94,8 @@ def test_nan_in_clean(tmp_path: Path, fmt: str) -> None:
     report = verify_store(tmp_path)
     assert not report.ok
     assert f"{_shard(fmt, 1)}: clean holds non-finite values (NaN/inf; first at sample 6)" in report.problems
-    assert f"{_shard(fmt, 1)}: sample 6 column clean: data does not match its stored CRC-32C (corrupt)" in report.problems
+    assert (f"{_shard(fmt, 1)}: sample 6 column clean: data does not match its stored CRC-32C (corrupt)"
+            in report.problems)
     assert any(p.startswith(f"{_shard(fmt, 1)}: checksum mismatch") for p in report.problems)
     assert len(report.problems) == 3
 

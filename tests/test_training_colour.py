@@ -79,7 +79,8 @@ def test_measure_colour_photographs_flat_patches() -> None:
     fit = measure_colour(predict, levels=4, size=16, batch_size=50)
     assert calls == [(50, 16, 16, 3), (14, 16, 16, 3)]
     np.testing.assert_allclose(fit.wb_gains, CANON_GAINS, rtol=1e-6)
-    with pytest.raises(RawSynthError, match=r"^measure_colour: predict returned shape \(8, 4\), expected \(8, 4, 8, 8\)$"):
+    with pytest.raises(RawSynthError,
+                       match=r"^measure_colour: predict returned shape \(8, 4\), expected \(8, 4, 8, 8\)$"):
         measure_colour(lambda images: np.zeros((len(images), 4)), levels=2, size=16)
 
 

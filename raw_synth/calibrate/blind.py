@@ -100,7 +100,8 @@ def _blocks(a: np.ndarray, block: int, stride: int) -> np.ndarray:
     return sliding_window_view(a, (block, block))[::stride, ::stride]
 
 
-def block_statistics(plane: np.ndarray, block: int, stride: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def block_statistics(plane: np.ndarray, block: int,
+                     stride: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean level, noise statistic and texture statistic of each block of one plane.
 
     Args:
@@ -192,13 +193,14 @@ def estimate_blind(
     stride = max(1, block // 2) if stride is None else int(stride)
     if block < 4 or stride < 1 or not 0.5 < quantile < 1.0 or margin < 0 or iterations < 1 or n_bins < 2:
         raise RawSynthError(
-            f"estimate_blind: need block >= 4, stride >= 1, 0.5 < quantile < 1, margin >= 0, iterations >= 1, n_bins >= 2, "
-            f"got {block}, {quantile}, {margin}, {iterations}, {n_bins}"
+            f"estimate_blind: need block >= 4, stride >= 1, 0.5 < quantile < 1, margin >= 0, iterations >= 1, "
+            f"n_bins >= 2, got {block}, {quantile}, {margin}, {iterations}, {n_bins}"
         )
     for i, img in enumerate(images):
         if img.shape[1] < block + 2 or img.shape[2] < block + 2:
             raise RawSynthError(f"noisy[{i}]: image {img.shape} is smaller than one block ({block} + 2 pixels)")
-    low, high = clip_bounds(np.concatenate([img.reshape(4, -1) for img in images], axis=1)[:, :, None], clip_low, clip_high)
+    low, high = clip_bounds(np.concatenate([img.reshape(4, -1) for img in images], axis=1)[:, :, None],
+                            clip_low, clip_high)
     null = null_statistics(block, quantile)
 
     shots, reads, r2s, counts, bins = [], [], [], [], []
@@ -213,7 +215,8 @@ def estimate_blind(
             if np.isfinite(high[c]):
                 clipped |= y >= high[c] - _CLIP_TOL
             touched = binary_dilation(clipped, structure=np.ones((3, 3), bool))[1:-1, 1:-1]
-            bad_block = _blocks(touched, block, stride).any(axis=(2, 3)) | ~np.isfinite(m) | ~np.isfinite(v) | ~np.isfinite(t)
+            bad_block = (_blocks(touched, block, stride).any(axis=(2, 3))
+                         | ~np.isfinite(m) | ~np.isfinite(v) | ~np.isfinite(t))
             ms.append(m.reshape(-1))
             vs.append(v.reshape(-1))
             ts.append(t.reshape(-1))
@@ -270,7 +273,8 @@ def _fit_plane(
     for _ in range(iterations):
         s2 = np.maximum(shot * m + read, 1e-30)
         sd = np.sqrt(s2)
-        keep = usable & (v <= null.v_limit * s2) & (t <= null.t_limit * s2) & (m + margin * sd < high) & (m - margin * sd > low)
+        keep = (usable & (v <= null.v_limit * s2) & (t <= null.t_limit * s2)
+                & (m + margin * sd < high) & (m - margin * sd > low))
         if previous is not None and np.array_equal(keep, previous):
             break
         if keep.sum() < 3 or np.ptp(m[keep]) <= 0.0:

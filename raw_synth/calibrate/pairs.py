@@ -69,7 +69,8 @@ def as_packed_list(images: PackedInput, name: str) -> list[np.ndarray]:
         elif images.ndim == 4:
             items = list(images)
         else:
-            raise RawSynthError(f"{name}: expected packed RAW (4, h, w) or a stack (n, 4, h, w), got shape {images.shape}")
+            raise RawSynthError(f"{name}: expected packed RAW (4, h, w) or a stack (n, 4, h, w), "
+                                f"got shape {images.shape}")
     elif isinstance(images, (list, tuple)):
         items = list(images)
     else:
@@ -162,7 +163,8 @@ def fit_pairs(
         raise RawSynthError(f"method: expected 'auto', 'binned' or 'censored', got {method!r}")
     if n_bins < 2 or min_count < 2 or margin < 0 or iterations < 1:
         raise RawSynthError(
-            f"fit_pairs: need n_bins >= 2, min_count >= 2, margin >= 0, iterations >= 1, got {n_bins}, {min_count}, {margin}, {iterations}"
+            f"fit_pairs: need n_bins >= 2, min_count >= 2, margin >= 0, iterations >= 1, "
+            f"got {n_bins}, {min_count}, {margin}, {iterations}"
         )
     ys = np.concatenate([n.reshape(4, -1) for n in noisy_list], axis=1)
     xs = np.concatenate([c.reshape(4, -1) for c in clean_list], axis=1)

@@ -511,7 +511,8 @@ def _levels(white_level: float, black_level: Union[float, Sequence[float]]) -> t
         black = np.array(black_level, dtype=np.float64).reshape(-1)
         white = float(white_level)
     except (TypeError, ValueError):
-        raise RawSynthError(f"black_level/white_level: expected numbers, got {black_level!r}, {white_level!r}") from None
+        raise RawSynthError(f"black_level/white_level: expected numbers, "
+                            f"got {black_level!r}, {white_level!r}") from None
     if black.size == 1:
         black = np.full(4, float(black[0]))
     if black.shape != (4,) or not np.all(np.isfinite(black)) or not math.isfinite(white):
@@ -610,7 +611,8 @@ def fit_flat_dark(
         else:
             raise RawSynthError(f"flats: plane {c} has no flat level clear of clipping")
         if s <= 0.0:
-            raise RawSynthError(f"flats: plane {c}: the photon-transfer slope is not positive; are the flats at different levels?")
+            raise RawSynthError(f"flats: plane {c}: the photon-transfer slope is not positive; "
+                                f"are the flats at different levels?")
         used_all = np.zeros(len(groups), bool)
         used_all[np.flatnonzero(ok)[used]] = True
         gains.append(s)

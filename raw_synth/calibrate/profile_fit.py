@@ -141,9 +141,11 @@ def _gaussian_section(items: list[tuple[float, NoiseFit]]) -> dict[str, Any]:
     shot_scatter = read_scatter = 0.0
     if isos.size >= 2:
         lines = [log_linear(np.log(isos), np.log(shot[:, c])) for c in range(4)]
-        relation["shot_vs_iso"] = {key: [line[i] for line in lines] for i, key in enumerate(("slope", "intercept", "sigma"))}
+        relation["shot_vs_iso"] = {key: [line[i] for line in lines]
+                                   for i, key in enumerate(("slope", "intercept", "sigma"))}
         reads = [log_linear(np.log(shot[:, c]), np.log(read[:, c])) for c in range(4)]
-        relation["read_vs_shot"] = {key: [line[i] for line in reads] for i, key in enumerate(("slope", "intercept", "sigma"))}
+        relation["read_vs_shot"] = {key: [line[i] for line in reads]
+                                    for i, key in enumerate(("slope", "intercept", "sigma"))}
         shot_scatter = float(math.sqrt(np.mean([line[2] ** 2 for line in lines])))
         read_scatter = float(math.sqrt(np.mean([line[2] ** 2 for line in reads])))
     else:

@@ -461,7 +461,8 @@ def _png_header(file: Path) -> dict[str, int] | None:
     if len(head) < 33 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
         return None
     width, height, bit_depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", head[16:29])
-    return {"width": width, "height": height, "bit_depth": bit_depth, "colour_type": colour_type, "interlace": interlace}
+    return {"width": width, "height": height, "bit_depth": bit_depth, "colour_type": colour_type,
+            "interlace": interlace}
 
 
 def _read_png16(file: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -518,7 +519,8 @@ def _png_unfilter(filtered: np.ndarray, filters: np.ndarray) -> np.ndarray:
         kind = ftype[r][:, None]
         estimate = left + up - upleft
         dist_left, dist_up, dist_ul = np.abs(estimate - left), np.abs(estimate - up), np.abs(estimate - upleft)
-        paeth = np.where((dist_left <= dist_up) & (dist_left <= dist_ul), left, np.where(dist_up <= dist_ul, up, upleft))
+        paeth = np.where((dist_left <= dist_up) & (dist_left <= dist_ul), left,
+                         np.where(dist_up <= dist_ul, up, upleft))
         predictor = np.select(
             [kind == 1, kind == 2, kind == 3, kind == 4],
             [left, up, (left + up) >> 1, paeth],
@@ -615,7 +617,8 @@ def _quantise(array: np.ndarray, bits: int, name: str) -> np.ndarray:
         return np.ascontiguousarray(array)
     if not np.issubdtype(array.dtype, np.floating):
         raise RawSynthError(
-            f"{name}: image dtype {array.dtype} does not match bits={bits}: pass floats in [0, 1] or {np.dtype(target).name}"
+            f"{name}: image dtype {array.dtype} does not match bits={bits}: "
+            f"pass floats in [0, 1] or {np.dtype(target).name}"
         )
     if not np.isfinite(array).all():
         raise RawSynthError(f"{name}: image contains NaN or infinite values")

@@ -86,7 +86,8 @@ def read_mosaic(
     elif suffix in _HEADERLESS:
         raise RawSynthError(f"{name}: a headerless mosaic needs shape=(H, W) (and dtype, default '<u2')")
     else:
-        raise RawSynthError(f"{name}: unsupported mosaic file type {file.suffix!r}: expected .npy, .png, .tif, .tiff or shape=(H, W)")
+        raise RawSynthError(f"{name}: unsupported mosaic file type {file.suffix!r}: "
+                            f"expected .npy, .png, .tif, .tiff or shape=(H, W)")
     if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
         raise RawSynthError(f"{name}: mosaic must hold integers or floats, got dtype {data.dtype}")
     if data.ndim == 2:

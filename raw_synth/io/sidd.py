@@ -529,7 +529,8 @@ class SiddMetadata:
             per_plane = rows  # already one row per plane (R, Gr, Gb, B)
         else:
             raise RawSynthError(
-                f"{self.source or 'metadata'}: NoiseProfile has {rows.shape[0]} (beta1, beta2) pairs, expected 1, 3 or 4"
+                f"{self.source or 'metadata'}: NoiseProfile has {rows.shape[0]} (beta1, beta2) pairs, "
+                f"expected 1, 3 or 4"
             )
         per_plane = np.maximum(per_plane, floor)
         return per_plane[:, 0].copy(), per_plane[:, 1].copy()
@@ -638,7 +639,8 @@ def read_sidd_metadata(path: PathLike) -> SiddMetadata:
     if not p.is_file():
         raise RawSynthError(f"{p}: file not found")
     if is_mat_v73(p):
-        raise RawSynthError(f"{p}: MATLAB v7.3 metadata is not supported, expected a v5 MAT file with struct 'metadata'")
+        raise RawSynthError(f"{p}: MATLAB v7.3 metadata is not supported, "
+                            f"expected a v5 MAT file with struct 'metadata'")
     mat = _load_v5(p)
     try:
         return _parse_metadata(p, mat)
@@ -663,7 +665,8 @@ def _parse_metadata(p: Path, mat: dict[str, Any]) -> SiddMetadata:
     try:
         cfa = cfa_from_raw_pattern(tile.astype(int), "RGB")
     except (RawSynthError, IndexError):
-        raise RawSynthError(f"{p}: CFAPattern (tag {TAG_CFA_PATTERN}) {tile.astype(int).tolist()} is not a Bayer tile") from None
+        raise RawSynthError(f"{p}: CFAPattern (tag {TAG_CFA_PATTERN}) {tile.astype(int).tolist()} "
+                            f"is not a Bayer tile") from None
 
     black = _numbers(_get(meta, "BlackLevel"))
     if black.size == 0:
@@ -947,7 +950,8 @@ def _blocks_array(value: np.ndarray, p: Path, key: str) -> np.ndarray:
         except ValueError:
             raise RawSynthError(f"{p}: cells of {key!r} are not equally sized 2-D blocks") from None
     if value.ndim != 4:
-        raise RawSynthError(f"{p}: variable {key!r} has shape {value.shape}, expected 4-D (images, blocks, height, width)")
+        raise RawSynthError(f"{p}: variable {key!r} has shape {value.shape}, "
+                            f"expected 4-D (images, blocks, height, width)")
     if value.dtype.kind != "f":
         raise RawSynthError(f"{p}: variable {key!r} has dtype {value.dtype}, expected float RAW blocks in [0, 1]")
     return value
@@ -991,7 +995,8 @@ def read_block_positions(path: PathLike, key: str = "BenchmarkBlocks32") -> np.n
     p = Path(path)
     value = np.asarray(_load_mat_variable(p, key, "(n, 4) [row, col, height, width] 1-based"))
     if value.ndim != 2 or value.shape[1] != 4 or value.shape[0] == 0:
-        raise RawSynthError(f"{p}: variable {key!r} has shape {value.shape}, expected (n, 4) rows [row, col, height, width]")
+        raise RawSynthError(f"{p}: variable {key!r} has shape {value.shape}, "
+                            f"expected (n, 4) rows [row, col, height, width]")
     if value.dtype.kind not in "biuf" or not np.all(np.isfinite(value)) or np.any(value != np.round(value)):
         raise RawSynthError(f"{p}: variable {key!r} must hold integer positions")
     out = value.astype(np.int64)
@@ -1121,7 +1126,8 @@ def read_submit_raw_csv(
                     raise RawSynthError(f"{p}: line {line_no} is not 'ID,base64'") from None
                 if len(raw) != nbytes:
                     raise RawSynthError(
-                        f"{p}: block ID {key} has {len(raw)} bytes, expected {nbytes} ({block_shape} {np.dtype(dtype).name})"
+                        f"{p}: block ID {key} has {len(raw)} bytes, "
+                        f"expected {nbytes} ({block_shape} {np.dtype(dtype).name})"
                     )
                 if key in rows:
                     raise RawSynthError(f"{p}: duplicate block ID {key}")

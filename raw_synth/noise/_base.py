@@ -67,7 +67,8 @@ def check_per_plane(value: object, name: str, *, minimum: float | None = None, s
     (``> minimum`` when ``strict``)."""
     arr = to_numpy_values(value, name)
     if not (arr.ndim == 0 or arr.shape == (4,) or (arr.ndim == 2 and arr.shape[1] == 4)):
-        raise RawSynthError(f"{name}: expected a scalar, 4 values (R, Gr, Gb, B) or a (B, 4) array, got shape {arr.shape}")
+        raise RawSynthError(f"{name}: expected a scalar, 4 values (R, Gr, Gb, B) or a (B, 4) array, "
+                            f"got shape {arr.shape}")
     _check_minimum(arr, name, minimum, strict)
 
 
@@ -132,7 +133,8 @@ def numpy_rng(rng: RandomSource, name: str = "rng") -> np.random.Generator:
         return np.random.default_rng()
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         return np.random.default_rng(int(rng))
-    raise RawSynthError(f"{name}: expected a numpy Generator, an integer seed or None for numpy input, got {type(rng).__name__}")
+    raise RawSynthError(f"{name}: expected a numpy Generator, an integer seed or None for numpy input, "
+                        f"got {type(rng).__name__}")
 
 
 def torch_generator(rng: RandomSource, device: torch.device, name: str = "rng") -> torch.Generator | None:
@@ -145,7 +147,8 @@ def torch_generator(rng: RandomSource, device: torch.device, name: str = "rng") 
         return None
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         return torch.Generator(device=device).manual_seed(int(rng))
-    raise RawSynthError(f"{name}: expected a torch Generator, an integer seed or None for torch input, got {type(rng).__name__}")
+    raise RawSynthError(f"{name}: expected a torch Generator, an integer seed or None for torch input, "
+                        f"got {type(rng).__name__}")
 
 
 def per_plane_np(value: object, name: str) -> np.ndarray:
@@ -177,7 +180,8 @@ def per_plane_t(value: object, batch: int, name: str, device: torch.device) -> t
         return t.unsqueeze(0).expand(batch, 4).clone()
     if t.shape == (batch, 4):
         return t.clone()
-    raise RawSynthError(f"{name}: expected a scalar, 4 values or a ({batch}, 4) array for a batch of {batch}, got shape {tuple(t.shape)}")
+    raise RawSynthError(f"{name}: expected a scalar, 4 values or a ({batch}, 4) array for a batch of {batch}, "
+                        f"got shape {tuple(t.shape)}")
 
 
 def per_sample_t(value: object, batch: int, name: str, device: torch.device) -> torch.Tensor:
@@ -190,5 +194,6 @@ def per_sample_t(value: object, batch: int, name: str, device: torch.device) -> 
         return t.reshape(()).expand(batch).clone()
     if t.shape == (batch,):
         return t.clone()
-    raise RawSynthError(f"{name}: expected a scalar or a ({batch},) array for a batch of {batch}, got shape {tuple(t.shape)}")
+    raise RawSynthError(f"{name}: expected a scalar or a ({batch},) array for a batch of {batch}, "
+                        f"got shape {tuple(t.shape)}")
 

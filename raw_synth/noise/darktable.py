@@ -99,7 +99,8 @@ def read_darktable_profiles(
                     a = [float(v) for v in fit["a"]]
                     b = [float(v) for v in fit["b"]]
                 except (KeyError, TypeError, ValueError):
-                    raise RawSynthError(f"{path}: malformed profile {fit.get('name', '?')!r} of {maker_name} {model_name}") from None
+                    raise RawSynthError(f"{path}: malformed profile {fit.get('name', '?')!r} "
+                                        f"of {maker_name} {model_name}") from None
                 if len(a) != 3 or len(b) != 3 or iso <= 0 or min(a) <= 0:
                     continue
                 floored += sum(v <= READ_FLOOR for v in b)

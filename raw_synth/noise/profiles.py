@@ -126,9 +126,11 @@ def sample_camera_noise(profile: CameraProfile, rng: np.random.Generator) -> Noi
     if noise is None:
         raise RawSynthError(f"{origin}: camera profile {profile.name!r} has no noise section")
     if noise.sampler not in SAMPLERS:
-        raise RawSynthError(f"{origin}: field 'noise.sampler': unknown sampler {noise.sampler!r}: expected one of {', '.join(SAMPLERS)}")
+        raise RawSynthError(f"{origin}: field 'noise.sampler': unknown sampler {noise.sampler!r}: "
+                            f"expected one of {', '.join(SAMPLERS)}")
     if noise.model not in MODELS:
-        raise RawSynthError(f"{origin}: field 'noise.model': unknown model {noise.model!r}: expected one of {', '.join(MODELS)}")
+        raise RawSynthError(f"{origin}: field 'noise.model': unknown model {noise.model!r}: "
+                            f"expected one of {', '.join(MODELS)}")
     if (noise.model == "physics") != (noise.sampler == "eld"):
         raise RawSynthError(f"{origin}: field 'noise.model': model 'physics' goes with sampler 'eld' only")
 

@@ -221,7 +221,8 @@ def check_eld_params(params: Mapping[str, Any], name: str = "eld params") -> dic
         rows = to_numpy_values(params["color_bias"], f"{name}: color_bias")
         if rows.ndim != 2 or rows.shape[1] != 4 or rows.shape[0] != len(out["G_shape"]):
             raise RawSynthError(
-                f"{name}: color_bias must be {len(out['G_shape'])} rows of 4 values (one per G_shape), got shape {rows.shape}"
+                f"{name}: color_bias must be {len(out['G_shape'])} rows of 4 values (one per G_shape), "
+                f"got shape {rows.shape}"
             )
         out["color_bias"] = rows.tolist()
     return out

@@ -231,7 +231,8 @@ class Manifest:
             for key in ("start", "stop", "count", "nbytes"):
                 number = entry.get(key, 0 if key == "nbytes" else None)
                 if isinstance(number, bool) or not isinstance(number, int) or number < 0:
-                    raise RawSynthError(f"{where}: shard {name}: {key}: expected a non-negative integer, got {number!r}")
+                    raise RawSynthError(f"{where}: shard {name}: {key}: expected a non-negative integer, "
+                                        f"got {number!r}")
             checksum = entry.get("checksum")
             if not isinstance(checksum, str) or _SHA256.fullmatch(checksum) is None:
                 raise RawSynthError(f"{where}: shard {name}: checksum: expected 64 hex digits, got {checksum!r}")

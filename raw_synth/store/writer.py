@@ -138,8 +138,8 @@ def write_shard(
 
     Raises:
         RawSynthError: Invalid records or arguments, or any error while writing (disk full,
-            permission denied, a file-system or library error), as one line naming the shard path. No shard is left under the
-            final name by a failed write, and the temporary entry is removed.
+            permission denied, a file-system or library error), as one line naming the shard path. No shard is
+            left under the final name by a failed write, and the temporary entry is removed.
     """
     _check_format(fmt)
     name = shard_name(shard_index, fmt)

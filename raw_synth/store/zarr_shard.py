@@ -62,7 +62,8 @@ def _encode_shard(data: np.ndarray) -> bytes:
     Returns:
         The shard file's bytes.
     """
-    codec = Blosc(cname=_CNAME, clevel=_CLEVEL, shuffle=_SHUFFLE_CODES[_SHUFFLE], blocksize=0, typesize=data.dtype.itemsize)
+    codec = Blosc(cname=_CNAME, clevel=_CLEVEL, shuffle=_SHUFFLE_CODES[_SHUFFLE], blocksize=0,
+                  typesize=data.dtype.itemsize)
     little = data.astype(data.dtype.newbyteorder("<"), copy=False)
     index = np.full((data.shape[0], 2), _EMPTY, dtype="<u8")
     parts: list[bytes] = []

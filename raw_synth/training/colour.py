@@ -155,7 +155,8 @@ def fit_colour(srgb: np.ndarray, camera_rgb: np.ndarray, clip_level: float = CLI
     residual = camera_rgb[keep] - linear @ solution
     white = response @ np.ones(3)
     if (white <= 0).any() or abs(np.linalg.det(response)) < 1e-12:
-        raise RawSynthError(f"fit_colour: the measured response is not a usable camera (white {white.round(4).tolist()})")
+        raise RawSynthError(f"fit_colour: the measured response is not a usable camera "
+                            f"(white {white.round(4).tolist()})")
     gains = (white[1] / white[0], 1.0, 1.0, white[1] / white[2])
     rgb_to_cam = np.diag([gains[0], 1.0, gains[3]]) @ response / white[1]
     from raw_synth.isp.color import xyz_to_cam_from_rgb_to_cam

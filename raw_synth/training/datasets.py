@@ -590,8 +590,9 @@ def sample_training_crop(data: TrainingData, rng: np.random.Generator, patch: in
     """Draw one aligned, optionally augmented training crop.
 
     The image is chosen among those whose training area fits the crop, uniformly
-    (``data.sampling == "image"``) or in proportion to the area (``"area"``); the offset is uniform over even positions inside the training box; the
-    transform (when ``augment``) uniform over the 8 symmetries of the square.
+    (``data.sampling == "image"``) or in proportion to the area (``"area"``); the offset is uniform over even
+    positions inside the training box; the transform (when ``augment``) uniform over the 8 symmetries of the
+    square.
 
     Args:
         data: The training data.

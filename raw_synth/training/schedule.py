@@ -49,7 +49,8 @@ class FlatCosineSchedule:
         if not 0 <= self.eta_min <= self.base_lr:
             raise RawSynthError(f"eta_min must be in [0, base_lr={self.base_lr:g}], got {self.eta_min!r}")
         if self.flat_steps < 0 or self.cosine_steps < 1:
-            raise RawSynthError(f"flat_steps must be >= 0 and cosine_steps >= 1, got {self.flat_steps}, {self.cosine_steps}")
+            raise RawSynthError(f"flat_steps must be >= 0 and cosine_steps >= 1, "
+                                f"got {self.flat_steps}, {self.cosine_steps}")
 
     def __call__(self, step: int) -> float:
         """Learning rate of (0-based) step ``step``."""
@@ -80,7 +81,8 @@ class ProgressiveSchedule:
             raise RawSynthError("progressive schedule needs at least one (until_step, patch, batch) stage")
         if any(b < a for (a, _, _), (b, _, _) in zip(checked, checked[1:])) or any(
                 min(stage) < 1 for stage in checked):
-            raise RawSynthError(f"progressive stages must have increasing until_step and positive values, got {checked}")
+            raise RawSynthError(f"progressive stages must have increasing until_step and positive values, "
+                                f"got {checked}")
         object.__setattr__(self, "stages", checked)
 
     def at(self, step: int) -> tuple[int, int]:

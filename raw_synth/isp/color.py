@@ -5,12 +5,17 @@ device. The torch versions are differentiable (the branches of piecewise functio
 so that no NaN gradient leaks from the unused branch).
 
 * :func:`srgb_encode` / :func:`srgb_decode`: the piecewise sRGB transfer function of
-  IEC 61966-2-1 (linear segment below 0.0031308, exponent 1/2.4 above).
+  IEC 61966-2-1 (linear segment below 0.0031308, exponent 1/2.4 above). Torch images
+  ``(*, 3, H, W)`` are encoded by :func:`kornia.color.linear_rgb_to_rgb` (bit-identical values
+  and gradients); decoding keeps its own formula (see :func:`srgb_decode`).
 * :func:`gamma_encode` / :func:`gamma_decode`: the plain power law used by Brooks et al.
-  (2019), ``max(x, 1e-8) ** (1/2.2)`` and ``max(x, 1e-8) ** 2.2``.
+  (2019), ``max(x, 1e-8) ** (1/2.2)`` and ``max(x, 1e-8) ** 2.2``. Not
+  :func:`kornia.enhance.adjust_gamma`, which has no floor and clips to [0, 1]: at 0 it gives 0
+  (here 2.3e-4 for encoding) with an infinite gradient, NaN below 0, and 1.0 for 1.2 (here 1.086).
 * :func:`smoothstep` / :func:`inverse_smoothstep`: the global tone curve ``3x^2 - 2x^3`` and its
   inverse ``0.5 - sin(asin(1 - 2y) / 3)`` on [0, 1].
-* :data:`RGB_TO_XYZ`: linear sRGB (D65) to CIE XYZ.
+* :data:`RGB_TO_XYZ`: linear sRGB (D65) to CIE XYZ (a numpy matrix for building camera
+  matrices; kornia's ``rgb_to_xyz`` uses 6-digit constants, up to 7.7e-5 away from these).
 * :func:`rgb_to_cam_from_xyz_to_cam` / :func:`cam_to_rgb_from_xyz_to_cam`: the DNG-style
   construction of a camera colour matrix from an XYZ->camera ``ColorMatrix``.
 * :func:`apply_ccm`: apply a 3x3 matrix to every pixel.
@@ -30,6 +35,7 @@ from typing import TypeVar
 
 import numpy as np
 import torch
+from kornia.color import linear_rgb_to_rgb
 
 from raw_synth.errors import RawSynthError
 
@@ -69,6 +75,11 @@ def _is_torch(x: object) -> bool:
     return isinstance(x, torch.Tensor)
 
 
+def _is_torch_image(x: torch.Tensor) -> bool:
+    """True for a tensor with a colour axis of 3 at ``-3`` (kornia's ``(*, 3, H, W)``)."""
+    return x.ndim >= 3 and x.shape[-3] == 3
+
+
 def _as_float(x: Array) -> Array:
     """Return ``x`` as a floating array (numpy float64 unless already floating)."""
     if _is_torch(x):
@@ -80,7 +91,10 @@ def _as_float(x: Array) -> Array:
 def srgb_encode(linear: Array) -> Array:
     """Encode linear values with the sRGB transfer function (IEC 61966-2-1).
 
-    ``12.92 x`` for ``x <= 0.0031308``, else ``1.055 x^(1/2.4) - 0.055``.
+    ``12.92 x`` for ``x <= 0.0031308``, else ``1.055 x^(1/2.4) - 0.055``. A torch image
+    ``(*, 3, H, W)`` is encoded by :func:`kornia.color.linear_rgb_to_rgb`, which computes this
+    with the same clamp of the power branch (bit-identical values and gradients, tested in
+    ``tests/test_kornia_paths.py``); other shapes and numpy use the formula element-wise.
 
     Args:
         linear: Linear-light values of any shape, nominally in [0, 1] (not clipped).
@@ -89,6 +103,8 @@ def srgb_encode(linear: Array) -> Array:
         Encoded values, same shape, type and (floating) dtype.
     """
     x = _as_float(linear)
+    if isinstance(x, torch.Tensor) and _is_torch_image(x):
+        return linear_rgb_to_rgb(x)
     if _is_torch(x):
         safe = torch.clamp(x, min=_SRGB_LINEAR_LIMIT)
         return torch.where(x <= _SRGB_LINEAR_LIMIT, 12.92 * x, 1.055 * safe ** (1.0 / 2.4) - 0.055)
@@ -100,6 +116,13 @@ def srgb_decode(encoded: Array) -> Array:
     """Decode sRGB-encoded values to linear light (inverse of :func:`srgb_encode`).
 
     ``x / 12.92`` for ``x <= 0.04045``, else ``((x + 0.055) / 1.055)^2.4``.
+
+    Not :func:`kornia.color.rgb_to_linear_rgb`: kornia 0.9 computes exactly this (bit-identical
+    values and gradients), but kornia 0.7.0 to 0.8.3, which ``kornia>=0.7`` admits (0.9 needs
+    Python >= 3.11; raw-synth supports 3.10), raise the unclamped ``(x + 0.055) / 1.055`` to the
+    power 2.4, so every input below -0.055 gets a NaN gradient through the unused branch
+    (measured with 0.7.0 and 0.8.3: all 161 such values of a random ``(2, 3, 16, 16)`` batch).
+    This function guards that branch.
 
     Args:
         encoded: sRGB-encoded values of any shape, nominally in [0, 1].

@@ -23,10 +23,10 @@ from raw_synth.isp.color import (
     gamma_encode,
     inverse_smoothstep,
     rgb_to_cam_from_xyz_to_cam,
-    xyz_to_cam_from_rgb_to_cam,
     smoothstep,
     srgb_decode,
     srgb_encode,
+    xyz_to_cam_from_rgb_to_cam,
 )
 from raw_synth.isp.demosaic import (
     Demosaic,

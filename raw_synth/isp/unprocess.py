@@ -358,7 +358,8 @@ def _unprocess_packed(image: np.ndarray, params: UnprocessParams) -> np.ndarray:
     rows[:, 1] = rgb2cam.mean(axis=0)
     cam_gray = np.einsum("pkj,pjn->pkn", rows, planes.reshape(4, 3, h * w))  # (4, 2, h*w), no BLAS threads
     cam, gray = cam_gray[:, 0], cam_gray[:, 1]
-    gains = _inverse_gains_np(params.rgb_gain, params.red_gain, params.blue_gain)[list(_RGGB_CHANNEL)].astype(np.float32)
+    inverse = _inverse_gains_np(params.rgb_gain, params.red_gain, params.blue_gain)
+    gains = inverse[list(_RGGB_CHANNEL)].astype(np.float32)
     bright = gray > _HIGHLIGHT_INFLECTION
     if bright.any():  # highlight-preserving gain (safe_invert_gains) where the grey level is high
         plane, pixel = np.nonzero(bright)

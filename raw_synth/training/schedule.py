@@ -5,8 +5,12 @@
   ``CosineAnnealingRestartCyclicLR``, periods [92000, 208000], eta_mins [3e-4, 1e-6]) is
   ``FlatCosineSchedule(3e-4, 92000, 208000, 1e-6)``; the paper text ("cosine to 1e-6" at
   276k) is ``cosine_steps = 184000``.
+* :func:`warmup_cosine`: the denoiser's learning-rate multiplier, a linear warm-up then a half
+  cosine from 1 to ``min_ratio``.
 * :class:`ProgressiveSchedule`: ``(until_step, patch, batch)`` stages; step ``s`` uses the
   first stage with ``s < until_step``.
+
+Both cosines are :func:`cosine_anneal`.
 
 Steps count from 0: step ``s`` is the ``(s+1)``-th optimiser update.
 """
@@ -21,7 +25,20 @@ import torch
 
 from raw_synth.errors import RawSynthError
 
-__all__ = ["FlatCosineSchedule", "ProgressiveSchedule", "set_learning_rate"]
+__all__ = ["FlatCosineSchedule", "ProgressiveSchedule", "cosine_anneal", "set_learning_rate", "warmup_cosine"]
+
+
+def cosine_anneal(t: float, start: float, end: float) -> float:
+    """Half cosine from ``start`` (``t = 0``) to ``end`` (``t = 1``)."""
+    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def warmup_cosine(step: int, max_steps: int, warmup: int, min_ratio: float) -> float:
+    """LR multiplier: linear warm-up over ``warmup`` steps, then cosine from 1 to ``min_ratio``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    span = max(1, max_steps - warmup)
+    return cosine_anneal(min(1.0, max(0.0, (step - warmup) / span)), 1.0, min_ratio)
 
 
 @dataclass(frozen=True)
@@ -57,7 +74,7 @@ class FlatCosineSchedule:
         if step < self.flat_steps:
             return float(self.base_lr)
         t = min(1.0, (step - self.flat_steps) / self.cosine_steps)
-        return float(self.eta_min + (self.base_lr - self.eta_min) * 0.5 * (1.0 + math.cos(math.pi * t)))
+        return float(cosine_anneal(t, self.base_lr, self.eta_min))
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able parameters (the schedule is stateless; the step lives in the training state)."""

@@ -21,16 +21,15 @@ with the state, and the state also holds the model, AdamW moments and the global
 On CPU a run stopped at step ``k`` and resumed gives bit-identical weights to an
 uninterrupted run (tested). ``max_steps`` stops a call early at an absolute step; the schedule
 always spans ``train.total_steps``, so stopping and resuming does not change the result.
+
+The loop, its logging, checkpoints and resume are :mod:`raw_synth.training.harness`;
+:class:`_IspTask` is this task's adapter (the batch, the loss, validation).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
-import os
-import random
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -50,8 +49,22 @@ from raw_synth.training.datasets import (
     validation_crops,
 )
 from raw_synth.training.export import combined_camera
+from raw_synth.training.harness import (
+    CurveSpec,
+    LoopSettings,
+    MetricsLog,
+    RunFiles,
+    RunSummary,
+    StepInfo,
+    TaskAdapter,
+    check_stop_step,
+    plot_curves,
+    resolve_device,
+    run_training,
+    seed_everything,
+)
 from raw_synth.training.schedule import FlatCosineSchedule, ProgressiveSchedule, set_learning_rate
-from raw_synth.training.state import load_training_state, read_state_metadata, save_training_state
+from raw_synth.training.state import read_state_metadata
 
 __all__ = ["TrainSummary", "train_isp", "evaluate_isp", "plot_metrics", "resolve_device"]
 
@@ -62,8 +75,13 @@ MODEL_NAME = "model.safetensors"
 METRICS_NAME = "metrics.jsonl"
 PLOT_NAME = "curves.png"
 
+#: What curves.png shows.
+CURVES = CurveSpec(kind_key="event", val_label="RAW PSNR (dB)", val_series=(("val_psnr", None),),
+                   titles=("loss", "held-out PSNR"))
+
+
 @dataclass(frozen=True)
-class TrainSummary:
+class TrainSummary(RunSummary):
     """What a :func:`train_isp` call did.
 
     Attributes:
@@ -93,35 +111,6 @@ class TrainSummary:
     val_ssim: float | None
     layout: str
     n_images: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        out = asdict(self)
-        out["run_dir"], out["model_path"] = str(self.run_dir), str(self.model_path)
-        return out
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available else cpu; anything else as given.
-
-    Raises:
-        RawSynthError: For an unknown device or CUDA requested where there is none.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise RawSynthError(f"train.device: unknown device {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RawSynthError(f"train.device: {name!r} requested but CUDA is not available")
-    return device
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def _resume_view(config: TrainConfig | Mapping[str, Any]) -> dict[str, Any]:
@@ -171,55 +160,9 @@ def evaluate_isp(model: torch.nn.Module, crops: list[tuple[str, np.ndarray, np.n
             "per_crop": rows}
 
 
-def _read_metrics(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut by a crash
-                continue
-    return rows
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop records after ``step`` (written after the last saved state, before a crash)."""
-    rows = [r for r in _read_metrics(path) if int(r.get("step", 0)) <= step]
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> Path | None:
     """Plot training loss and held-out PSNR from a ``metrics.jsonl``; returns the PNG path or None."""
-    rows = _read_metrics(Path(metrics_path))
-    train = [(r["step"], r["loss"]) for r in rows if r.get("event") == "train"]
-    val = [(r["step"], r["val_psnr"]) for r in rows if r.get("event") == "val" and r.get("val_psnr") is not None]
-    if not train and not val:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    if train:
-        axes[0].plot(*zip(*train), lw=1)
-        axes[0].set_yscale("log")
-    axes[0].set(xlabel="step", ylabel="training loss", title="loss")
-    if val:
-        axes[1].plot(*zip(*val), marker="o", lw=1)
-    axes[1].set(xlabel="step", ylabel="RAW PSNR (dB)", title="held-out PSNR")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    png_path = Path(png_path)
-    fig.savefig(png_path, dpi=100)
-    plt.close(fig)
-    return png_path
+    return plot_curves(metrics_path, png_path, CURVES)
 
 
 def _camera_extra(config: TrainConfig, data: TrainingData, model: torch.nn.Module) -> dict[str, Any]:
@@ -300,8 +243,7 @@ def train_isp(
             or a loss the model cannot compute (resampling without a variance head).
     """
     cfg = load_config(config)
-    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 0):
-        raise RawSynthError(f"max_steps must be a non-negative integer, got {max_steps!r}")
+    check_stop_step(max_steps, "max_steps")
     run = Path(out_dir)
     if run.exists() and not run.is_dir():
         raise RawSynthError(f"{run}: run folder path exists and is not a folder")
@@ -320,153 +262,101 @@ def train_isp(
 
     device = resolve_device(cfg.train.device)
     with torch_threads(cfg.train.threads):
-        return _train(cfg, data_dir, run, device, previous, max_steps)
+        return _train(cfg, data_dir, run, device, previous is not None, max_steps)
 
 
-def _train(cfg: TrainConfig, data_dir: str | Path, run: Path, device: torch.device,
-           previous: dict[str, Any] | None, max_steps: int | None) -> TrainSummary:
-    state_path, metrics_path = run / STATE_NAME, run / METRICS_NAME
+class _IspTask(TaskAdapter):
+    """The inverse ISP as a task of the harness: step-keyed crops, resampling or L1 loss, RAW PSNR."""
+
+    measure_grad_norm = True
+
+    def __init__(self, cfg: TrainConfig, data: TrainingData, device: torch.device) -> None:
+        from raw_synth.models import create_model
+
+        self.cfg, self.data, self.device = cfg, data, device
+        seed_everything(cfg.seed)
+        self.model = create_model(cfg.network.preset, kind="ssdnet-isp", **cfg.network.overrides).to(device)
+        if cfg.train.loss == "resampling" and self.model.sigma_head is None:
+            raise RawSynthError(
+                "train.loss: the resampling loss needs the variance head (network.overrides.sigma_head)")
+        self.model.train()
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr, betas=cfg.train.betas,
+                                           weight_decay=cfg.train.weight_decay)
+        cosine = cfg.train.cosine_steps or max(1, cfg.train.total_steps - cfg.train.flat_steps)
+        self.schedule = FlatCosineSchedule(cfg.train.lr, cfg.train.flat_steps, cosine, cfg.train.eta_min)
+        self.stages = ProgressiveSchedule(cfg.train.progressive)
+        loss_generator = torch.Generator(device=device)
+        loss_generator.manual_seed(cfg.seed)
+        self.generators = {"loss": loss_generator}
+        self.grad_clip = cfg.train.grad_clip
+        self.val_crops = validation_crops(data, cfg.val, cfg.seed)
+        self.lr = cfg.train.lr
+
+    def batches(self, start: int, stop: int) -> Any:
+        dataset = CropDataset(self.data, self.cfg.seed, self.cfg.data.augment)
+        return torch.utils.data.DataLoader(
+            dataset, batch_sampler=StepBatchSampler(self.stages, start, stop),
+            num_workers=self.cfg.data.num_workers, pin_memory=self.device.type == "cuda", persistent_workers=False)
+
+    def begin_step(self, step: int) -> None:
+        self.lr = self.schedule(step)
+        set_learning_rate(self.optimizer, self.lr)
+
+    def loss(self, net: torch.nn.Module, step: int, batch: Any) -> torch.Tensor:
+        rgb, raw = (t.to(self.device, non_blocking=True) for t in batch)
+        resampling = self.cfg.train.loss == "resampling"
+        out = net(rgb, with_sigma=resampling)
+        if resampling:
+            from raw_synth.models import resampling_loss
+
+            return resampling_loss(out["mu"], out["sigma"], raw, alpha=self.cfg.train.alpha,
+                                   generator=self.generators["loss"])
+        from raw_synth.models import l1_loss
+
+        return l1_loss(out["mu"], raw)
+
+    def train_record(self, info: StepInfo) -> dict[str, Any]:
+        patch, batch = self.stages.at(info.step - 1)
+        return {"event": "train", "step": info.step, "loss": float(np.mean(info.window.values)), "lr": self.lr,
+                "grad_norm": info.grad_norm, "patch": patch, "batch": batch, "time_s": round(info.wall_s, 2)}
+
+    def validate(self, step: int) -> dict[str, Any] | None:
+        if not self.val_crops:
+            return None
+        result = evaluate_isp(self.model, self.val_crops, self.device)
+        logger.info("step %d: held-out RAW PSNR %.2f dB, SSIM %s", step, result["psnr"],
+                    "n/a" if result["ssim"] is None else f"{result['ssim']:.4f}")
+        return {"event": "val", "step": step, "val_psnr": result["psnr"], "val_ssim": result["ssim"],
+                "per_crop": result["per_crop"]}
+
+    def scheduler_state(self) -> dict[str, Any]:
+        return self.schedule.state_dict()
+
+    def state_extra(self, step: int, wall_s: float) -> dict[str, Any]:
+        return {"config_resume_view": _resume_view(self.cfg), "wall_time_s": wall_s, "config": self.cfg.to_dict()}
+
+
+def _train(cfg: TrainConfig, data_dir: str | Path, run: Path, device: torch.device, resume: bool,
+           max_steps: int | None) -> TrainSummary:
     data = prepare_data(data_dir, cfg.data, cfg.val, run / "cache", cfg.seed)
     (run / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
     (run / "data.json").write_text(json.dumps(data.describe(), indent=1), encoding="utf-8")
-
-    from raw_synth.models import create_model
-
-    _seed_everything(cfg.seed)
-    model = create_model(cfg.network.preset, kind="ssdnet-isp", **cfg.network.overrides).to(device)
-    if cfg.train.loss == "resampling" and model.sigma_head is None:
-        raise RawSynthError("train.loss: the resampling loss needs the variance head (network.overrides.sigma_head)")
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, betas=cfg.train.betas,
-                                  weight_decay=cfg.train.weight_decay)
-    cosine = cfg.train.cosine_steps or max(1, cfg.train.total_steps - cfg.train.flat_steps)
-    schedule = FlatCosineSchedule(cfg.train.lr, cfg.train.flat_steps, cosine, cfg.train.eta_min)
-    stages = ProgressiveSchedule(cfg.train.progressive)
-    loss_generator = torch.Generator(device=device)
-    loss_generator.manual_seed(cfg.seed)
-    generators = {"loss": loss_generator}
-
-    start, elapsed_before, resumed_from = 0, 0.0, None
-    if previous is not None:
-        meta = load_training_state(state_path, model=model, optimizer=optimizer, generators=generators)
-        start = int(meta["step"])
-        elapsed_before = float(meta["extra"].get("wall_time_s", 0.0))
-        resumed_from = start
-        _truncate_metrics(metrics_path, start)
-        logger.info("%s: resuming at step %d", run, start)
-    else:
-        if metrics_path.exists():
-            metrics_path.unlink()
-        if state_path.exists():
-            state_path.unlink()
-
+    task = _IspTask(cfg, data, device)
     total = cfg.train.total_steps
-    stop = total if max_steps is None else min(total, max_steps)
-    val_crops = validation_crops(data, cfg.val, cfg.seed)
-    last_val = _last_val(metrics_path)
-    dataset = CropDataset(data, cfg.seed, cfg.data.augment)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=StepBatchSampler(stages, start, stop), num_workers=cfg.data.num_workers,
-        pin_memory=device.type == "cuda", persistent_workers=False)
-
-    def state_extra(wall: float) -> dict[str, Any]:
-        return {"config_resume_view": _resume_view(cfg), "wall_time_s": wall, "config": cfg.to_dict()}
-
-    progress = None
-    if cfg.logger.progress and stop > start:
-        from tqdm.auto import tqdm
-
-        progress = tqdm(total=stop, initial=start, desc=f"train-isp {cfg.name}", unit="step", dynamic_ncols=True)
-    t0 = time.perf_counter()
-    window: list[float] = []
-    last_loss: float | None = None
-    step = start
-    try:
-        with open(metrics_path, "a", encoding="utf-8") as log:
-            for step, (rgb, raw) in zip(range(start, stop), loader):
-                rgb = rgb.to(device, non_blocking=True)
-                raw = raw.to(device, non_blocking=True)
-                lr = schedule(step)
-                set_learning_rate(optimizer, lr)
-                out = model(rgb, with_sigma=cfg.train.loss == "resampling")
-                if cfg.train.loss == "resampling":
-                    from raw_synth.models import resampling_loss
-
-                    loss = resampling_loss(out["mu"], out["sigma"], raw, alpha=cfg.train.alpha,
-                                           generator=loss_generator)
-                else:
-                    from raw_synth.models import l1_loss
-
-                    loss = l1_loss(out["mu"], raw)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.train.grad_clip is not None:
-                    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip))
-                else:
-                    grad_norm = float(torch.linalg.vector_norm(torch.stack(
-                        [p.grad.detach().norm() for p in model.parameters() if p.grad is not None])))
-                optimizer.step()
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise RawSynthError(f"training diverged at step {step + 1} (loss {value}); lower train.lr")
-                window.append(value)
-                done = step + 1
-                if progress is not None:
-                    progress.update(1)
-                    progress.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}")
-                if done % cfg.logger.log_every == 0 or done == stop:
-                    last_loss = float(np.mean(window))
-                    patch, batch = stages.at(step)
-                    _write(log, {"event": "train", "step": done, "loss": last_loss, "lr": lr, "grad_norm": grad_norm,
-                                 "patch": patch, "batch": batch,
-                                 "time_s": round(elapsed_before + time.perf_counter() - t0, 2)})
-                    window = []
-                if val_crops and ((cfg.val.every and done % cfg.val.every == 0) or done == total):
-                    result = evaluate_isp(model, val_crops, device)
-                    last_val = {"event": "val", "step": done, "val_psnr": result["psnr"], "val_ssim": result["ssim"],
-                                "per_crop": result["per_crop"]}
-                    _write(log, last_val)
-                    logger.info("step %d: held-out RAW PSNR %.2f dB, SSIM %s", done, result["psnr"],
-                                "n/a" if result["ssim"] is None else f"{result['ssim']:.4f}")
-                if done % cfg.train.checkpoint_every == 0 or done == stop:
-                    log.flush()
-                    save_training_state(state_path, model=model, optimizer=optimizer, step=done, generators=generators,
-                                        scheduler=schedule.state_dict(),
-                                        extra=state_extra(elapsed_before + time.perf_counter() - t0))
-                step = done
-    finally:
-        if progress is not None:
-            progress.close()
-    done = step
-    wall = elapsed_before + time.perf_counter() - t0
-    if not state_path.is_file():  # nothing ran in a fresh run (max_steps=0): still leave a resumable state
-        save_training_state(state_path, model=model, optimizer=optimizer, step=done, generators=generators,
-                            scheduler=schedule.state_dict(), extra=state_extra(wall))
-    if last_loss is None:
-        last_loss = _last_train_loss(metrics_path)
-    model_path = _export(run / MODEL_NAME, model, cfg, data, steps=done, wall_time=wall, last_val=last_val)
-    if cfg.logger.plot:
-        plot_metrics(metrics_path, run / PLOT_NAME)
+    files = RunFiles(run, run / STATE_NAME, MetricsLog(run / METRICS_NAME, "event"), run / PLOT_NAME, CURVES)
+    settings = LoopSettings(
+        total=total, stop=total if max_steps is None else min(total, max_steps), log_every=cfg.logger.log_every,
+        val_every=cfg.val.every, checkpoint_every=cfg.train.checkpoint_every, progress=cfg.logger.progress,
+        desc=f"train-isp {cfg.name}", plot=cfg.logger.plot)
+    result = run_training(task, files, settings, resume=resume)
+    done, last_val = result.steps, result.last_val
+    model_path = _export(run / MODEL_NAME, task.model, cfg, data, steps=done, wall_time=result.wall_s,
+                         last_val=last_val)
     summary = TrainSummary(
         run_dir=run, model_path=model_path, steps=done, total_steps=total, complete=done >= total,
-        resumed_from=resumed_from, wall_time_s=round(wall, 2), final_loss=last_loss,
+        resumed_from=result.resumed_from, wall_time_s=round(result.wall_s, 2), final_loss=result.last_loss,
         val_psnr=None if not last_val else last_val.get("val_psnr"),
         val_ssim=None if not last_val else last_val.get("val_ssim"),
         layout=data.layout, n_images=len(data.sources))
     (run / "summary.json").write_text(json.dumps(summary.to_dict(), indent=1), encoding="utf-8")
     return summary
-
-
-def _write(handle: Any, record: Mapping[str, Any]) -> None:
-    handle.write(json.dumps(record) + "\n")
-    handle.flush()
-
-
-def _last_val(path: Path) -> dict[str, Any] | None:
-    rows = [r for r in _read_metrics(path) if r.get("event") == "val"]
-    return rows[-1] if rows else None
-
-
-def _last_train_loss(path: Path) -> float | None:
-    rows = [r for r in _read_metrics(path) if r.get("event") == "train"]
-    return float(rows[-1]["loss"]) if rows else None

@@ -24,17 +24,16 @@ group is initialised (NCCL on CUDA, Gloo on CPU), the model is wrapped in
 :class:`~torch.nn.parallel.DistributedDataParallel`, every rank reads its share of each epoch
 (``DistributedSampler``), and only rank 0 validates, logs and writes files. ``batch_size`` is per
 rank.
+
+The loop, AMP, DDP, logging, checkpoints and resume are :mod:`raw_synth.training.harness`;
+:class:`_DenoiserTask` is this task's adapter (the batch, the loss, validation, the best model).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
-import math
-import os
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -48,6 +47,24 @@ from denoise.dataset import ShardDataset, make_sampler
 from denoise.models import ARCHITECTURE, SSDNetDenoiser, create_denoiser
 from raw_synth.config_fields import first_difference, identity_view
 from raw_synth.errors import RawSynthError
+from raw_synth.training.harness import (
+    CurveSpec,
+    Distributed,
+    LoopSettings,
+    MetricsLog,
+    RunFiles,
+    RunSummary,
+    StepInfo,
+    TaskAdapter,
+    amp_dtype,
+    autocast,
+    check_stop_step,
+    distributed,
+    grad_scaler,
+    resolve_device,
+    run_training,
+)
+from raw_synth.training.schedule import warmup_cosine as cosine_schedule
 
 __all__ = ["TrainSummary", "train_denoiser", "evaluate", "cosine_schedule", "CONFIG_NAME", "STATE_NAME",
            "MODEL_NAME", "BEST_NAME", "METRICS_NAME", "PLOT_NAME"]
@@ -64,10 +81,14 @@ PLOT_NAME = "curves.png"
 #: Least wall time between two redraws of curves.png during training.
 _PLOT_INTERVAL_S = 30.0
 
+#: What curves.png shows.
+CURVES = CurveSpec(kind_key="kind", loss_label="training L1 loss", val_label="validation PSNR (dB)",
+                   val_series=(("psnr", "denoised"), ("psnr_noisy", "noisy input")))
+
 
 
 @dataclass
-class TrainSummary:
+class TrainSummary(RunSummary):
     """What a training run did.
 
     Attributes:
@@ -102,139 +123,6 @@ class TrainSummary:
     n_train: int
     n_val: int
     parameters: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict (paths as strings)."""
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
-
-
-def cosine_schedule(step: int, max_steps: int, warmup: int, min_ratio: float) -> float:
-    """LR multiplier: linear warm-up over ``warmup`` steps, then cosine from 1 to ``min_ratio``."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    span = max(1, max_steps - warmup)
-    progress = min(1.0, max(0.0, (step - warmup) / span))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-# ----------------------------------------------------------------------------- distributed set-up
-
-
-@dataclass
-class _Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    initialised_here: bool = False
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _setup_distributed(device_name: str) -> _Dist:
-    import torch.distributed as dist
-
-    if "WORLD_SIZE" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 1:
-        return _Dist()
-    world = int(os.environ["WORLD_SIZE"])
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if world == 1 and not dist.is_initialized():
-        return _Dist()
-    here = False
-    if not dist.is_initialized():
-        use_cuda = torch.cuda.is_available() and device_name != "cpu"
-        if use_cuda:
-            torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-        here = True
-    return _Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank, initialised_here=here)
-
-
-def _pick_device(name: str, dist_info: _Dist) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RawSynthError(f"train.device: {name!r} requested but CUDA is not available")
-        if name == "cuda":
-            return torch.device("cuda", dist_info.local_rank if dist_info.world > 1 else torch.cuda.current_device())
-    return torch.device(name)
-
-
-def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda" or mode == "off":
-        return None
-    if mode == "fp16":
-        return torch.float16
-    if mode == "bf16" or torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float16
-
-
-# ----------------------------------------------------------------------------- files
-
-
-def _write_jsonl(path: Path, record: dict[str, Any]) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash
-    return rows
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop records written after ``step`` (a crash after the last checkpoint)."""
-    rows = [r for r in _read_jsonl(path) if int(r.get("step", 0)) <= step]
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    temporary.replace(path)
-
-
-def plot_curves(metrics_path: Path, png: Path) -> Path | None:
-    """Plot the training loss and validation PSNR of a ``metrics.jsonl`` into ``png``."""
-    rows = _read_jsonl(metrics_path)
-    train = [r for r in rows if r.get("kind") == "train"]
-    val = [r for r in rows if r.get("kind") == "val"]
-    if not train and not val:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    if train:
-        axes[0].plot([r["step"] for r in train], [r["loss"] for r in train], lw=1)
-        axes[0].set_yscale("log")
-    axes[0].set_xlabel("step")
-    axes[0].set_ylabel("training L1 loss")
-    axes[0].grid(alpha=0.3)
-    if val:
-        steps = [r["step"] for r in val]
-        axes[1].plot(steps, [r["psnr"] for r in val], "o-", label="denoised")
-        axes[1].plot(steps, [r["psnr_noisy"] for r in val], "--", color="gray", label="noisy input")
-        axes[1].legend()
-    axes[1].set_xlabel("step")
-    axes[1].set_ylabel("validation PSNR (dB)")
-    axes[1].grid(alpha=0.3)
-    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.15, top=0.95, wspace=0.3)
-    temporary = png.with_name(png.stem + ".tmp.png")
-    fig.savefig(temporary, dpi=100)
-    plt.close(fig)
-    temporary.replace(png)
-    return png
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -274,8 +162,7 @@ def evaluate(
         noisy = torch.stack([it["noisy"] for it in items]).to(device)
         clean = torch.stack([it["clean"] for it in items]).to(device)
         variance = torch.stack([it["variance"] for it in items]).to(device)
-        context = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
-        with context:
+        with autocast(device, amp_dtype):
             out = model.predict(noisy, variance)
         out = out.float().clamp(0.0, 1.0)
         noisy_c = noisy.clamp(0.0, 1.0)
@@ -373,27 +260,114 @@ def train_denoiser(
         if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
             raise RawSynthError(f"--max-steps: expected a positive integer, got {max_steps!r}")
         cfg.train.max_steps = max_steps
-    if stop_after is not None and (not isinstance(stop_after, int) or stop_after < 0):
-        raise RawSynthError(f"stop_after: expected a non-negative integer, got {stop_after!r}")
-
-    tc = cfg.train
-    dist_info = _setup_distributed(tc.device)
-    try:
-        return _run(cfg, out, resume, stop_after, dist_info, started)
-    finally:
-        if dist_info.initialised_here:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+    check_stop_step(stop_after, "stop_after")
+    with distributed(cfg.train.device) as ranks:
+        return _run(cfg, out, resume, stop_after, ranks, started)
 
 
-def _run(cfg: TrainConfig, out: Path, resume: bool, stop_after: int | None, dist_info: _Dist,
+class _DenoiserTask(TaskAdapter):
+    """The denoiser as a task of the harness: epoch-ordered shard batches, L1 (+ sRGB L1), val PSNR, best model."""
+
+    def __init__(self, cfg: TrainConfig, out: Path, train_set: ShardDataset, val_set: "_CentreCrop | None",
+                 device: torch.device, ranks: Distributed) -> None:
+        tc = cfg.train
+        self.cfg, self.out, self.device, self.ranks = cfg, out, device, ranks
+        self.train_set, self.val_set = train_set, val_set
+        self.amp_dtype = amp_dtype(tc.amp, device)
+        torch.manual_seed(tc.seed)
+        self.model: SSDNetDenoiser = create_denoiser(cfg.network.name, **cfg.network.overrides).to(device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr,
+                                           betas=tuple(tc.betas),  # type: ignore[arg-type]
+                                           weight_decay=tc.weight_decay)
+        min_ratio = tc.min_lr / tc.lr
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: cosine_schedule(s, tc.max_steps, tc.warmup_steps, min_ratio))
+        self.scaler = grad_scaler(self.amp_dtype)
+        self.grad_clip = tc.grad_clip
+        self.progress: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_psnr": None,
+                                         "best_step": None}
+        self.epoch = self.batch_in_epoch = self.epoch_batches = 0
+        self.sampler = make_sampler(train_set, shuffle=True, seed=tc.seed, drop_last=True)
+        self.model.train()
+
+    def load_state(self, meta: dict[str, Any]) -> None:
+        self.scheduler.load_state_dict(meta["scheduler"])
+        if self.scaler is not None and meta["extra"].get("scaler"):
+            self.scaler.load_state_dict(meta["extra"]["scaler"])
+        self.progress = dict(meta["extra"]["progress"])
+        self.epoch, self.batch_in_epoch = int(self.progress["epoch"]), int(self.progress["batch_in_epoch"])
+
+    def batches(self, start: int, stop: int) -> Iterator[dict[str, torch.Tensor]]:
+        batch_size, workers = self.cfg.train.batch_size, self.cfg.datasets.num_workers
+        while True:
+            self.sampler.set_epoch(self.epoch)  # type: ignore[attr-defined]
+            self.train_set.set_epoch(self.epoch)
+            batches = _batches(list(iter(self.sampler)), batch_size)
+            self.epoch_batches = len(batches)
+            if self.batch_in_epoch >= len(batches):
+                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                continue
+            yield from torch.utils.data.DataLoader(self.train_set, batch_sampler=batches[self.batch_in_epoch:],
+                                                   num_workers=workers, pin_memory=self.device.type == "cuda")
+
+    def loss(self, net: nn.Module, step: int, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        noisy = batch["noisy"].to(self.device, non_blocking=True)
+        clean = batch["clean"].to(self.device, non_blocking=True)
+        variance = batch["variance"].to(self.device, non_blocking=True)
+        pred = net(noisy, variance)
+        loss = F.l1_loss(pred.float(), clean)
+        if self.cfg.train.srgb_loss_weight > 0:
+            loss = loss + self.cfg.train.srgb_loss_weight * _srgb_l1(pred, clean, batch)
+        return loss
+
+    def end_step(self, done: int) -> None:
+        self.scheduler.step()
+        self.batch_in_epoch += 1
+        if self.batch_in_epoch >= self.epoch_batches:
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+
+    def train_record(self, info: StepInfo) -> dict[str, Any]:
+        window = info.window
+        return {"kind": "train", "step": info.step, "epoch": self.epoch, "loss": window.mean(),
+                "lr": self.scheduler.get_last_lr()[0],
+                "samples_per_s": window.count * self.cfg.train.batch_size * self.ranks.world / window.seconds()}
+
+    def validate(self, step: int) -> dict[str, Any] | None:
+        if self.val_set is None:
+            return None
+        vc = self.cfg.val
+        scores = evaluate(self.model, self.val_set, vc.batch_size, vc.max_samples, self.device, self.amp_dtype)
+        record = {"kind": "val", "step": step, **scores}
+        logger.info("step %d: val PSNR %.2f dB (noisy %.2f), SSIM %.4f", step, scores["psnr"],
+                    scores["psnr_noisy"], scores["ssim"])
+        best = self.progress.get("best_psnr")
+        if best is None or scores["psnr"] > best:
+            self.progress["best_psnr"], self.progress["best_step"] = scores["psnr"], step
+            self._save_model(BEST_NAME, step, {"val": record})
+        return record
+
+    def on_checkpoint(self, step: int, last_val: dict[str, Any] | None) -> None:
+        self._save_model(MODEL_NAME, step, {"best_psnr": self.progress.get("best_psnr"), "val": last_val})
+
+    def _save_model(self, name: str, step: int, facts: dict[str, Any]) -> None:
+        from raw_synth.checkpoint import save_model
+
+        extra = {"network": self.cfg.network.to_dict(), "step": step, "data": str(self.cfg.datasets.path), **facts}
+        save_model(self.out / name, self.model, kind="denoiser", architecture=ARCHITECTURE, extra=extra)
+
+    def scheduler_state(self) -> dict[str, Any]:
+        return self.scheduler.state_dict()
+
+    def state_extra(self, step: int, wall_s: float) -> dict[str, Any]:
+        self.progress.update(step=step, epoch=self.epoch, batch_in_epoch=self.batch_in_epoch)
+        return {"progress": self.progress, "scaler": self.scaler.state_dict() if self.scaler is not None else None}
+
+
+def _run(cfg: TrainConfig, out: Path, resume: bool, stop_after: int | None, ranks: Distributed,
          started: float) -> TrainSummary:
     tc, dc, vc, lc = cfg.train, cfg.datasets, cfg.val, cfg.logger
-    device = _pick_device(tc.device, dist_info)
-    amp_dtype = _amp_dtype(tc.amp, device)
-    main = dist_info.main
-    if main:
+    device = resolve_device(tc.device, ranks)
+    if ranks.main:
         out.mkdir(parents=True, exist_ok=True)
         (out / CONFIG_NAME).write_text(cfg.to_yaml(), encoding="utf-8")
 
@@ -405,197 +379,42 @@ def _run(cfg: TrainConfig, out: Path, resume: bool, stop_after: int | None, dist
         val_crop = tuple(vc.crop) if isinstance(vc.crop, list) else vc.crop
         val_set = _CentreCrop(ShardDataset(train_set.store, "val", dc.val_fraction, dc.val_shards, crop=None,
                                            augment=False, seed=tc.seed), val_crop)
-    per_epoch = len(train_set) // (tc.batch_size * dist_info.world)
+    per_epoch = len(train_set) // (tc.batch_size * ranks.world)
     if per_epoch < 1:
         raise RawSynthError(
-            f"train.batch_size: {tc.batch_size} (x {dist_info.world} ranks) "
-            f"exceeds the {len(train_set)} training samples"
+            f"train.batch_size: {tc.batch_size} (x {ranks.world} ranks) exceeds the {len(train_set)} training samples"
         )
 
-    torch.manual_seed(tc.seed)
-    model = create_denoiser(cfg.network.name, **cfg.network.overrides).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=tuple(tc.betas),  # type: ignore[arg-type]
-                                  weight_decay=tc.weight_decay)
-    min_ratio = tc.min_lr / tc.lr
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: cosine_schedule(s, tc.max_steps, tc.warmup_steps, min_ratio))
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-
-    progress: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_psnr": None, "best_step": None}
-    resumed_from = None
-    metrics_path = out / METRICS_NAME
-    if resume:
-        from raw_synth.training.state import load_training_state
-
-        meta = load_training_state(out / STATE_NAME, model=model, optimizer=optimizer)
-        scheduler.load_state_dict(meta["scheduler"])
-        if scaler is not None and meta["extra"].get("scaler"):
-            scaler.load_state_dict(meta["extra"]["scaler"])
-        progress = dict(meta["extra"]["progress"])
-        resumed_from = int(meta["step"])
-        if main:
-            _truncate_metrics(metrics_path, resumed_from)
-        logger.info("resumed %s at step %d", out, resumed_from)
-    elif main and metrics_path.exists():
-        metrics_path.unlink()
-
-    net: nn.Module = model
-    if dist_info.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    sampler = make_sampler(train_set, shuffle=True, seed=tc.seed, drop_last=True)
-    if main:
+    task = _DenoiserTask(cfg, out, train_set, val_set, device, ranks)
+    if ranks.main:
         logger.info("training %s (%d parameters) on %d samples (%d val), %d steps/epoch, device %s%s",
-                    cfg.network.name, model.num_parameters(), len(train_set), len(val_set) if val_set else 0,
-                    per_epoch, device, f", amp {amp_dtype}" if amp_dtype else "")
-
-    step = int(progress["step"])
-    epoch = int(progress["epoch"])
-    batch_in_epoch = int(progress["batch_in_epoch"])
-    last_val: dict[str, Any] | None = None
-    plotted_step, plotted_at = -1, time.time()
-    window_loss, window_n, window_t = 0.0, 0, time.time()
-    final_loss = None
-    target = tc.max_steps if stop_after is None else min(tc.max_steps, stop_after)
-
-    def save_all() -> None:
-        if not main:
-            return
-        extra = {"network": cfg.network.to_dict(), "step": step, "data": str(dc.path),
-                 "best_psnr": progress.get("best_psnr"), "val": last_val}
-        from raw_synth.checkpoint import save_model
-
-        save_model(out / MODEL_NAME, model, kind="denoiser", architecture=ARCHITECTURE, extra=extra)
-        from raw_synth.training.state import save_training_state
-
-        progress.update(step=step, epoch=epoch, batch_in_epoch=batch_in_epoch)
-        save_training_state(out / STATE_NAME, model=model, optimizer=optimizer, step=step,
-                            scheduler=scheduler.state_dict(),
-                            extra={"progress": progress, "scaler": scaler.state_dict() if scaler is not None else None})
-
-    def validate() -> None:
-        nonlocal last_val, plotted_step, plotted_at
-        if val_set is None or not main:
-            return
-        scores = evaluate(model, val_set, vc.batch_size, vc.max_samples, device, amp_dtype)
-        last_val = {"kind": "val", "step": step, **scores}
-        _write_jsonl(metrics_path, last_val)
-        logger.info("step %d: val PSNR %.2f dB (noisy %.2f), SSIM %.4f", step, scores["psnr"],
-                    scores["psnr_noisy"], scores["ssim"])
-        best = progress.get("best_psnr")
-        if best is None or scores["psnr"] > best:
-            progress["best_psnr"], progress["best_step"] = scores["psnr"], step
-            from raw_synth.checkpoint import save_model
-
-            save_model(out / BEST_NAME, model, kind="denoiser", architecture=ARCHITECTURE,
-                       extra={"network": cfg.network.to_dict(), "step": step, "data": str(dc.path), "val": last_val})
-        if lc.plot and time.time() - plotted_at >= _PLOT_INTERVAL_S:  # redrawn at most every 30 s, and at the end
-            plot_curves(metrics_path, out / PLOT_NAME)
-            plotted_step, plotted_at = step, time.time()
-
-    from tqdm import tqdm
-
-    bar = tqdm(total=tc.max_steps, initial=step, disable=not (lc.progress and main), desc="train-denoiser",
-               unit="step", dynamic_ncols=True)
-    model.train()
-    interrupted = False
-    try:
-        while step < target:
-            sampler.set_epoch(epoch)  # type: ignore[attr-defined]
-            train_set.set_epoch(epoch)
-            batches = _batches(list(iter(sampler)), tc.batch_size)
-            if batch_in_epoch >= len(batches):
-                epoch, batch_in_epoch = epoch + 1, 0
-                continue
-            loader = torch.utils.data.DataLoader(
-                train_set, batch_sampler=batches[batch_in_epoch:], num_workers=dc.num_workers,
-                pin_memory=device.type == "cuda")
-            for batch in loader:
-                noisy = batch["noisy"].to(device, non_blocking=True)
-                clean = batch["clean"].to(device, non_blocking=True)
-                variance = batch["variance"].to(device, non_blocking=True)
-                context = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
-                with context:
-                    pred = net(noisy, variance)
-                    loss = F.l1_loss(pred.float(), clean)
-                    if tc.srgb_loss_weight > 0:
-                        loss = loss + tc.srgb_loss_weight * _srgb_l1(pred, clean, batch)
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    if tc.grad_clip > 0:
-                        scaler.unscale_(optimizer)
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    if tc.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                    optimizer.step()
-                scheduler.step()
-                step += 1
-                batch_in_epoch += 1
-                if batch_in_epoch >= len(batches):
-                    epoch, batch_in_epoch = epoch + 1, 0
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise RawSynthError(f"{out}: training diverged at step {step} (loss {value}); lower train.lr")
-                window_loss += value
-                window_n += 1
-                bar.update(1)
-                if main and (step % lc.log_every == 0 or step == target):
-                    elapsed = max(time.time() - window_t, 1e-9)
-                    final_loss = window_loss / window_n
-                    record = {"kind": "train", "step": step, "epoch": epoch, "loss": final_loss,
-                              "lr": scheduler.get_last_lr()[0],
-                              "samples_per_s": window_n * tc.batch_size * dist_info.world / elapsed}
-                    _write_jsonl(metrics_path, record)
-                    bar.set_postfix(loss=f"{final_loss:.4g}")
-                    window_loss, window_n, window_t = 0.0, 0, time.time()
-                if vc.every and step % vc.every == 0 and step < tc.max_steps:
-                    validate()
-                if tc.checkpoint_every and step % tc.checkpoint_every == 0:
-                    save_all()
-                if dist_info.world > 1:
-                    torch.distributed.barrier()
-                if step >= target:
-                    break
-    except KeyboardInterrupt:
-        interrupted = True
-        logger.warning("interrupted at step %d: saving a resumable state", step)
-        save_all()
-        raise
-    finally:
-        bar.close()
-        if not interrupted and main and step >= target:
-            if step >= tc.max_steps and (last_val is None or last_val["step"] != step):
-                validate()
-            save_all()
-            if lc.plot and plotted_step != step:
-                plot_curves(metrics_path, out / PLOT_NAME)
-        if dist_info.world > 1:
-            torch.distributed.barrier()
-
+                    cfg.network.name, task.model.num_parameters(), len(train_set), len(val_set) if val_set else 0,
+                    per_epoch, device, f", amp {task.amp_dtype}" if task.amp_dtype else "")
+    files = RunFiles(out, out / STATE_NAME, MetricsLog(out / METRICS_NAME, "kind"), out / PLOT_NAME, CURVES)
+    settings = LoopSettings(
+        total=tc.max_steps, stop=tc.max_steps if stop_after is None else min(tc.max_steps, stop_after),
+        log_every=lc.log_every, val_every=vc.every, checkpoint_every=tc.checkpoint_every, progress=lc.progress,
+        desc="train-denoiser", plot=lc.plot, plot_interval_s=_PLOT_INTERVAL_S, save_on_interrupt=True)
+    result = run_training(task, files, settings, resume=resume, ranks=ranks)
+    progress = task.progress
     return TrainSummary(
         out=out,
-        steps=step,
-        epochs=epoch + (1 if batch_in_epoch else 0),
-        final_loss=final_loss,
-        val=last_val,
+        steps=result.steps,
+        epochs=task.epoch + (1 if task.batch_in_epoch else 0),
+        final_loss=result.last_loss,
+        val=result.last_val,
         best_psnr=progress.get("best_psnr"),
         best_step=progress.get("best_step"),
         model_path=out / MODEL_NAME,
         best_path=(out / BEST_NAME) if (out / BEST_NAME).exists() else None,
         state_path=out / STATE_NAME,
-        metrics_path=metrics_path,
+        metrics_path=files.metrics.path,
         plot_path=(out / PLOT_NAME) if (out / PLOT_NAME).exists() else None,
-        resumed_from=resumed_from,
+        resumed_from=result.resumed_from,
         seconds=time.time() - started,
         n_train=len(train_set),
         n_val=len(val_set) if val_set is not None else 0,
-        parameters=model.num_parameters(),
+        parameters=task.model.num_parameters(),
     )
 
 

@@ -215,25 +215,22 @@ def optimiser_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, model: 
         The total gradient norm when ``measure_norm``, else None.
     """
     optimizer.zero_grad(set_to_none=True)
-    clip = grad_clip is not None and grad_clip > 0
-    norm = None
+    clip = grad_clip if grad_clip is not None and grad_clip > 0 else None
     if scaler is not None:
         scaler.scale(loss).backward()
-        if clip:
+        if clip is not None or measure_norm:
             scaler.unscale_(optimizer)
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        elif measure_norm:
-            scaler.unscale_(optimizer)
-        if measure_norm and norm is None:
-            norm = _grad_norm(model)
+    else:
+        loss.backward()
+    norm = None
+    if clip is not None:
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    elif measure_norm:
+        norm = _grad_norm(model)
+    if scaler is not None:
         scaler.step(optimizer)
         scaler.update()
     else:
-        loss.backward()
-        if clip:
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        elif measure_norm:
-            norm = _grad_norm(model)
         optimizer.step()
     return float(norm) if measure_norm and norm is not None else None
 

@@ -47,23 +47,7 @@ from denoise.dataset import ShardDataset, make_sampler
 from denoise.models import ARCHITECTURE, SSDNetDenoiser, create_denoiser
 from raw_synth.config_fields import first_difference, identity_view
 from raw_synth.errors import RawSynthError
-from raw_synth.training.harness import (
-    CurveSpec,
-    Distributed,
-    LoopSettings,
-    MetricsLog,
-    RunFiles,
-    RunSummary,
-    StepInfo,
-    TaskAdapter,
-    amp_dtype,
-    autocast,
-    check_stop_step,
-    distributed,
-    grad_scaler,
-    resolve_device,
-    run_training,
-)
+from raw_synth.training import harness
 from raw_synth.training.schedule import warmup_cosine as cosine_schedule
 
 __all__ = ["TrainSummary", "train_denoiser", "evaluate", "cosine_schedule", "CONFIG_NAME", "STATE_NAME",
@@ -82,13 +66,13 @@ PLOT_NAME = "curves.png"
 _PLOT_INTERVAL_S = 30.0
 
 #: What curves.png shows.
-CURVES = CurveSpec(kind_key="kind", loss_label="training L1 loss", val_label="validation PSNR (dB)",
+CURVES = harness.CurveSpec(kind_key="kind", loss_label="training L1 loss", val_label="validation PSNR (dB)",
                    val_series=(("psnr", "denoised"), ("psnr_noisy", "noisy input")))
 
 
 
 @dataclass
-class TrainSummary(RunSummary):
+class TrainSummary(harness.RunSummary):
     """What a training run did.
 
     Attributes:
@@ -162,7 +146,7 @@ def evaluate(
         noisy = torch.stack([it["noisy"] for it in items]).to(device)
         clean = torch.stack([it["clean"] for it in items]).to(device)
         variance = torch.stack([it["variance"] for it in items]).to(device)
-        with autocast(device, amp_dtype):
+        with harness.autocast(device, amp_dtype):
             out = model.predict(noisy, variance)
         out = out.float().clamp(0.0, 1.0)
         noisy_c = noisy.clamp(0.0, 1.0)
@@ -260,20 +244,20 @@ def train_denoiser(
         if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
             raise RawSynthError(f"--max-steps: expected a positive integer, got {max_steps!r}")
         cfg.train.max_steps = max_steps
-    check_stop_step(stop_after, "stop_after")
-    with distributed(cfg.train.device) as ranks:
+    harness.check_stop_step(stop_after, "stop_after")
+    with harness.distributed(cfg.train.device) as ranks:
         return _run(cfg, out, resume, stop_after, ranks, started)
 
 
-class _DenoiserTask(TaskAdapter):
+class _DenoiserTask(harness.TaskAdapter):
     """The denoiser as a task of the harness: epoch-ordered shard batches, L1 (+ sRGB L1), val PSNR, best model."""
 
     def __init__(self, cfg: TrainConfig, out: Path, train_set: ShardDataset, val_set: "_CentreCrop | None",
-                 device: torch.device, ranks: Distributed) -> None:
+                 device: torch.device, ranks: harness.Distributed) -> None:
         tc = cfg.train
         self.cfg, self.out, self.device, self.ranks = cfg, out, device, ranks
         self.train_set, self.val_set = train_set, val_set
-        self.amp_dtype = amp_dtype(tc.amp, device)
+        self.amp_dtype = harness.amp_dtype(tc.amp, device)
         torch.manual_seed(tc.seed)
         self.model: SSDNetDenoiser = create_denoiser(cfg.network.name, **cfg.network.overrides).to(device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr,
@@ -282,7 +266,7 @@ class _DenoiserTask(TaskAdapter):
         min_ratio = tc.min_lr / tc.lr
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: cosine_schedule(s, tc.max_steps, tc.warmup_steps, min_ratio))
-        self.scaler = grad_scaler(self.amp_dtype)
+        self.scaler = harness.grad_scaler(self.amp_dtype)
         self.grad_clip = tc.grad_clip
         self.progress: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_psnr": None,
                                          "best_step": None}
@@ -326,7 +310,7 @@ class _DenoiserTask(TaskAdapter):
         if self.batch_in_epoch >= self.epoch_batches:
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
 
-    def train_record(self, info: StepInfo) -> dict[str, Any]:
+    def train_record(self, info: harness.StepInfo) -> dict[str, Any]:
         window = info.window
         return {"kind": "train", "step": info.step, "epoch": self.epoch, "loss": window.mean(),
                 "lr": self.scheduler.get_last_lr()[0],
@@ -363,10 +347,10 @@ class _DenoiserTask(TaskAdapter):
         return {"progress": self.progress, "scaler": self.scaler.state_dict() if self.scaler is not None else None}
 
 
-def _run(cfg: TrainConfig, out: Path, resume: bool, stop_after: int | None, ranks: Distributed,
+def _run(cfg: TrainConfig, out: Path, resume: bool, stop_after: int | None, ranks: harness.Distributed,
          started: float) -> TrainSummary:
     tc, dc, vc, lc = cfg.train, cfg.datasets, cfg.val, cfg.logger
-    device = resolve_device(tc.device, ranks)
+    device = harness.resolve_device(tc.device, ranks)
     if ranks.main:
         out.mkdir(parents=True, exist_ok=True)
         (out / CONFIG_NAME).write_text(cfg.to_yaml(), encoding="utf-8")
@@ -390,12 +374,13 @@ def _run(cfg: TrainConfig, out: Path, resume: bool, stop_after: int | None, rank
         logger.info("training %s (%d parameters) on %d samples (%d val), %d steps/epoch, device %s%s",
                     cfg.network.name, task.model.num_parameters(), len(train_set), len(val_set) if val_set else 0,
                     per_epoch, device, f", amp {task.amp_dtype}" if task.amp_dtype else "")
-    files = RunFiles(out, out / STATE_NAME, MetricsLog(out / METRICS_NAME, "kind"), out / PLOT_NAME, CURVES)
-    settings = LoopSettings(
+    metrics = harness.MetricsLog(out / METRICS_NAME, "kind")
+    files = harness.RunFiles(out, out / STATE_NAME, metrics, out / PLOT_NAME, CURVES)
+    settings = harness.LoopSettings(
         total=tc.max_steps, stop=tc.max_steps if stop_after is None else min(tc.max_steps, stop_after),
         log_every=lc.log_every, val_every=vc.every, checkpoint_every=tc.checkpoint_every, progress=lc.progress,
         desc="train-denoiser", plot=lc.plot, plot_interval_s=_PLOT_INTERVAL_S, save_on_interrupt=True)
-    result = run_training(task, files, settings, resume=resume, ranks=ranks)
+    result = harness.run_training(task, files, settings, resume=resume, ranks=ranks)
     progress = task.progress
     return TrainSummary(
         out=out,

@@ -9,8 +9,10 @@ The entry point is :func:`train_isp` (``raw-synth train-isp``)::
 Modules: :mod:`~raw_synth.training.config` (typed YAML recipe), :mod:`~raw_synth.training.datasets`
 (camera RAW / AIM 2022 / paired folders, held-out split, crops), :mod:`~raw_synth.training.augment`
 (Bayer-phase-safe flips and rotations), :mod:`~raw_synth.training.schedule` (learning rate and
-progressive patches), :mod:`~raw_synth.training.state` (safetensors training state) and
-:mod:`~raw_synth.training.trainer` (the loop).
+progressive patches), :mod:`~raw_synth.training.state` (safetensors training state),
+:mod:`~raw_synth.training.harness` (the training loop shared with the denoiser: resume, metrics log,
+plot, progress, checkpoints, AMP, DDP) and :mod:`~raw_synth.training.trainer` (the inverse ISP as a
+task of that loop).
 """
 
 from __future__ import annotations

@@ -47,26 +47,9 @@ from raw_synth.errors import RawSynthError
 from raw_synth.training.state import load_training_state, save_training_state
 
 __all__ = [
-    "Distributed",
-    "distributed",
-    "resolve_device",
-    "amp_dtype",
-    "autocast",
-    "grad_scaler",
-    "seed_everything",
-    "optimiser_step",
-    "check_stop_step",
-    "MetricsLog",
-    "CurveSpec",
-    "plot_curves",
-    "LossWindow",
-    "StepInfo",
-    "LoopSettings",
-    "RunFiles",
-    "LoopResult",
-    "TaskAdapter",
-    "run_training",
-    "RunSummary",
+    "Distributed", "distributed", "resolve_device", "amp_dtype", "autocast", "grad_scaler", "seed_everything",
+    "optimiser_step", "check_stop_step", "MetricsLog", "CurveSpec", "plot_curves", "LossWindow", "StepInfo",
+    "LoopSettings", "RunFiles", "LoopResult", "TaskAdapter", "run_training", "RunSummary",
 ]
 
 logger = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ from scipy.optimize import nnls
 
 from raw_synth.errors import RawSynthError
 from raw_synth.noise_level import NoiseLevel
+from raw_synth.per_plane import per_plane
 
 __all__ = ["BinStats", "NoiseFit", "fit_nlf_line", "clip_bounds", "PLANES"]
 
@@ -81,11 +82,9 @@ class NoiseFit(NoiseLevel):
     def __post_init__(self) -> None:
         super().__post_init__()  # shot and read: 1 or 4 values, finite and >= 0, read-only (4,)
         set_ = object.__setattr__
-        r2 = np.array(self.r2, dtype=np.float64).reshape(-1)
-        if r2.size == 1:
-            r2 = np.full(4, float(r2[0]))
-        if r2.shape != (4,):
-            raise RawSynthError(f"NoiseFit.r2: expected 1 or 4 values, got {r2.size}")
+        r2 = per_plane(self.r2)
+        if r2 is None:
+            raise RawSynthError(f"NoiseFit.r2: expected 1 or 4 values, got {np.asarray(self.r2).size}")
         r2.setflags(write=False)
         set_(self, "r2", r2)
         counts = np.array(self.n_pixels, dtype=np.int64).reshape(-1)
@@ -242,12 +241,10 @@ def clip_bounds(noisy: np.ndarray, clip_low: ClipSpec, clip_high: ClipSpec) -> t
             out.append(np.array(bounds, dtype=np.float64))
         else:
             try:
-                arr = np.array(spec, dtype=np.float64).reshape(-1)
+                arr = per_plane(spec)
             except (TypeError, ValueError):
-                raise RawSynthError(f"{name}: expected 'auto', None, a number or 4 numbers, got {spec!r}") from None
-            if arr.size == 1:
-                arr = np.full(4, float(arr[0]))
-            if arr.shape != (4,) or np.any(np.isnan(arr)):
+                arr = None
+            if arr is None or np.any(np.isnan(arr)):
                 raise RawSynthError(f"{name}: expected 'auto', None, a number or 4 numbers, got {spec!r}")
             out.append(arr)
     return out[0], out[1]

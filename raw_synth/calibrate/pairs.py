@@ -38,6 +38,7 @@ from scipy.special import log_ndtr
 
 from raw_synth.calibrate.nlf import BinStats, ClipSpec, NoiseFit, clip_bounds, fit_nlf_line
 from raw_synth.errors import RawSynthError
+from raw_synth.per_plane import per_plane
 
 __all__ = ["fit_pairs", "as_packed_list", "bin_edges", "detect_quant_step"]
 
@@ -199,12 +200,10 @@ def _quant_steps(ys: np.ndarray, low: np.ndarray, spec: Union[str, float, Sequen
             raise RawSynthError(f"quant_step: expected 'auto', None, a number or 4 numbers, got {spec!r}")
         return np.array([detect_quant_step(ys[c]) for c in range(4)])
     try:
-        arr = np.array(spec, dtype=np.float64).reshape(-1)
+        arr = per_plane(spec)
     except (TypeError, ValueError):
         raise RawSynthError(f"quant_step: expected 'auto', None, a number or 4 numbers, got {spec!r}") from None
-    if arr.size == 1:
-        arr = np.full(4, float(arr[0]))
-    if arr.shape != (4,) or np.any(~np.isfinite(arr)) or np.any(arr < 0):
+    if arr is None or np.any(~np.isfinite(arr)) or np.any(arr < 0):
         raise RawSynthError(f"quant_step: expected 'auto', None, a number or 4 numbers >= 0, got {spec!r}")
     return arr
 

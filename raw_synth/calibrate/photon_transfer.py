@@ -52,6 +52,7 @@ from raw_synth.calibrate.nlf import BinStats, NoiseFit, fit_nlf_line
 from raw_synth.calibrate.pairs import PackedInput, as_packed_list
 from raw_synth.errors import RawSynthError
 from raw_synth.noise import PhysicsParams, tukey_lambda_ppf, tukey_lambda_variance
+from raw_synth.per_plane import per_plane
 
 __all__ = [
     "PhysicsFit",
@@ -508,14 +509,12 @@ def dark_statistics(
 
 def _levels(white_level: float, black_level: Union[float, Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
     try:
-        black = np.array(black_level, dtype=np.float64).reshape(-1)
+        black = per_plane(black_level)
         white = float(white_level)
     except (TypeError, ValueError):
         raise RawSynthError(f"black_level/white_level: expected numbers, "
                             f"got {black_level!r}, {white_level!r}") from None
-    if black.size == 1:
-        black = np.full(4, float(black[0]))
-    if black.shape != (4,) or not np.all(np.isfinite(black)) or not math.isfinite(white):
+    if black is None or not np.all(np.isfinite(black)) or not math.isfinite(white):
         raise RawSynthError(f"black_level: expected 1 or 4 finite numbers, got {black_level!r}")
     if np.any(white <= black):
         raise RawSynthError(f"white_level {white:g} must be greater than every black level {black.tolist()}")

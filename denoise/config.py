@@ -44,13 +44,24 @@ problem. Missing sections and fields take the defaults below, so ``{}`` is a val
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+from raw_synth.config_checks import (
+    boolean,
+    check_known,
+    choice,
+    fail,
+    integer,
+    is_integer,
+    number,
+    optional,
+    sequence,
+    text,
+)
 from raw_synth.config_fields import run_only
 from raw_synth.errors import RawSynthError
 from raw_synth.recipes import read_yaml, recipe_path
@@ -69,47 +80,15 @@ __all__ = [
 AMP_MODES: tuple[str, ...] = ("auto", "bf16", "fp16", "off")
 
 
-class _Checker:
-    """Field checks that name ``origin: section.field`` in their messages."""
-
-    def __init__(self, origin: str, section: str) -> None:
-        self.origin = origin
-        self.section = section
-
-    def fail(self, name: str, problem: str) -> RawSynthError:
-        return RawSynthError(f"{self.origin}: {self.section}.{name}: {problem}")
-
-    def integer(self, name: str, value: Any, minimum: int = 0) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(name, f"expected an integer >= {minimum}, got {value!r}")
+def _crop(value: Any, label: str) -> Any:
+    """A crop: ``None``, an integer >= 2 or ``[h, w]`` (returned as a list)."""
+    if value is None:
+        return None
+    if is_integer(value) and value >= 2:
         return value
-
-    def number(self, name: str, value: Any, minimum: float = 0.0, positive: bool = False,
-               below: float | None = None) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise self.fail(name, f"expected a number, got {value!r}")
-        if value < minimum or (positive and value <= 0) or (below is not None and value >= below):
-            bound = f"> {minimum:g}" if positive else f">= {minimum:g}"
-            if below is not None:
-                bound += f" and < {below:g}"
-            raise self.fail(name, f"expected a number {bound}, got {value!r}")
-        return float(value)
-
-    def boolean(self, name: str, value: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.fail(name, f"expected true or false, got {value!r}")
-        return value
-
-    def crop(self, name: str, value: Any) -> Any:
-        if value is None:
-            return None
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 2:
-            return value
-        if isinstance(value, (list, tuple)) and len(value) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 2 for v in value
-        ):
-            return [int(v) for v in value]
-        raise self.fail(name, f"expected null, an integer >= 2 or [h, w] (packed pixels), got {value!r}")
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(is_integer(v) and v >= 2 for v in value):
+        return [int(v) for v in value]
+    raise fail(label, f"expected null, an integer >= 2 or [h, w] (packed pixels), got {value!r}")
 
 
 @dataclass
@@ -123,18 +102,17 @@ class DatasetsSection:
     augment: bool = True
     num_workers: int = run_only(0)
 
-    def check(self, c: _Checker) -> None:
-        if self.path is not None and not isinstance(self.path, str):
-            raise c.fail("path", f"expected a folder path or null, got {self.path!r}")
-        c.number("val_fraction", self.val_fraction, 0.0, below=1.0)
-        if self.val_shards is not None and (
-            not isinstance(self.val_shards, list)
-            or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in self.val_shards)
-        ):
-            raise c.fail("val_shards", f"expected null or a list of shard names / positions, got {self.val_shards!r}")
-        self.crop = c.crop("crop", self.crop)
-        c.boolean("augment", self.augment)
-        c.integer("num_workers", self.num_workers, 0)
+    def check(self, at: str) -> None:
+        """Validate the fields, naming them ``AT.field`` (normalises ``crop``)."""
+        optional(text, self.path, f"{at}.path", "a folder path or null", empty=True)
+        number(self.val_fraction, f"{at}.val_fraction", minimum=0.0, below=1.0)
+        shards = self.val_shards
+        names_or_positions = isinstance(shards, list) and all(isinstance(v, str) or is_integer(v) for v in shards)
+        if shards is not None and not names_or_positions:
+            raise fail(f"{at}.val_shards", f"expected null or a list of shard names / positions, got {shards!r}")
+        self.crop = _crop(self.crop, f"{at}.crop")
+        boolean(self.augment, f"{at}.augment")
+        integer(self.num_workers, f"{at}.num_workers", 0)
 
 
 @dataclass
@@ -144,15 +122,14 @@ class NetworkSection:
     name: str = "denoiser-tiny"
     overrides: dict[str, Any] = field(default_factory=dict)
 
-    def check(self, c: _Checker) -> None:
+    def check(self, at: str) -> None:
+        """Build the network's config once; its errors are prefixed with ``AT: ``."""
         from denoise.models import get_denoiser_config
 
         try:
             get_denoiser_config(self.name, **self.overrides)
-        except RawSynthError as error:
-            raise RawSynthError(f"{c.origin}: network: {error}") from None
-        except TypeError as error:
-            raise RawSynthError(f"{c.origin}: network: {error}") from None
+        except (RawSynthError, TypeError) as error:
+            raise fail(at, str(error)) from None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **self.overrides}
@@ -176,28 +153,27 @@ class TrainSection:
     seed: int = 0
     checkpoint_every: int = run_only(500)
 
-    def check(self, c: _Checker) -> None:
-        c.integer("max_steps", self.max_steps, 1)
-        c.integer("batch_size", self.batch_size, 1)
-        c.number("lr", self.lr, positive=True)
-        c.number("min_lr", self.min_lr, 0.0)
+    def check(self, at: str) -> None:
+        """Validate the fields, naming them ``AT.field`` (normalises ``betas``)."""
+        integer(self.max_steps, f"{at}.max_steps", 1)
+        integer(self.batch_size, f"{at}.batch_size", 1)
+        number(self.lr, f"{at}.lr", positive=True)
+        number(self.min_lr, f"{at}.min_lr", minimum=0.0)
         if self.min_lr > self.lr:
-            raise c.fail("min_lr", f"must not exceed lr ({self.lr:g}), got {self.min_lr:g}")
-        c.integer("warmup_steps", self.warmup_steps, 0)
-        c.number("weight_decay", self.weight_decay, 0.0)
-        if not isinstance(self.betas, (list, tuple)) or len(self.betas) != 2:
-            raise c.fail("betas", f"expected two numbers in [0, 1), got {self.betas!r}")
-        self.betas = [c.number("betas", b, 0.0, below=1.0) for b in self.betas]
-        c.number("grad_clip", self.grad_clip, 0.0)
-        c.number("srgb_loss_weight", self.srgb_loss_weight, 0.0)
-        if self.amp not in AMP_MODES:
-            raise c.fail("amp", f"expected one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+            raise fail(f"{at}.min_lr", f"must not exceed lr ({self.lr:g}), got {self.min_lr:g}")
+        integer(self.warmup_steps, f"{at}.warmup_steps", 0)
+        number(self.weight_decay, f"{at}.weight_decay", minimum=0.0)
+        betas = sequence(self.betas, f"{at}.betas", "two numbers in [0, 1)", length=2)
+        self.betas = [number(b, f"{at}.betas", minimum=0.0, below=1.0) for b in betas]
+        number(self.grad_clip, f"{at}.grad_clip", minimum=0.0)
+        number(self.srgb_loss_weight, f"{at}.srgb_loss_weight", minimum=0.0)
+        choice(self.amp, AMP_MODES, f"{at}.amp")
         if not isinstance(self.device, str) or not (
             self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")
         ):
-            raise c.fail("device", f"expected auto, cpu, cuda or cuda:N, got {self.device!r}")
-        c.integer("seed", self.seed, 0)
-        c.integer("checkpoint_every", self.checkpoint_every, 0)
+            raise fail(f"{at}.device", f"expected auto, cpu, cuda or cuda:N, got {self.device!r}")
+        integer(self.seed, f"{at}.seed", 0)
+        integer(self.checkpoint_every, f"{at}.checkpoint_every", 0)
 
 
 @dataclass
@@ -209,11 +185,12 @@ class ValSection:
     crop: Any = 128
     batch_size: int = 4
 
-    def check(self, c: _Checker) -> None:
-        c.integer("every", self.every, 0)
-        c.integer("max_samples", self.max_samples, 1)
-        self.crop = c.crop("crop", self.crop)
-        c.integer("batch_size", self.batch_size, 1)
+    def check(self, at: str) -> None:
+        """Validate the fields, naming them ``AT.field`` (normalises ``crop``)."""
+        integer(self.every, f"{at}.every", 0)
+        integer(self.max_samples, f"{at}.max_samples", 1)
+        self.crop = _crop(self.crop, f"{at}.crop")
+        integer(self.batch_size, f"{at}.batch_size", 1)
 
 
 @dataclass
@@ -224,10 +201,11 @@ class LoggerSection:
     progress: bool = True
     plot: bool = True
 
-    def check(self, c: _Checker) -> None:
-        c.integer("log_every", self.log_every, 1)
-        c.boolean("progress", self.progress)
-        c.boolean("plot", self.plot)
+    def check(self, at: str) -> None:
+        """Validate the fields, naming them ``AT.field``."""
+        integer(self.log_every, f"{at}.log_every", 1)
+        boolean(self.progress, f"{at}.progress")
+        boolean(self.plot, f"{at}.plot")
 
 
 _SECTIONS: dict[str, type] = {
@@ -252,7 +230,7 @@ class TrainConfig:
     def check(self, origin: str = "config") -> "TrainConfig":
         """Validate every section (normalising crops to lists); returns ``self``."""
         for name in _SECTIONS:
-            getattr(self, name).check(_Checker(origin, name))
+            getattr(self, name).check(f"{origin}: {name}")
         return self
 
     @classmethod
@@ -266,9 +244,7 @@ class TrainConfig:
             data = {}
         if not isinstance(data, Mapping):
             raise RawSynthError(f"{origin}: a training recipe must be a mapping of sections, got {type(data).__name__}")
-        unknown = sorted(set(map(str, data)) - set(_SECTIONS))
-        if unknown:
-            raise RawSynthError(f"{origin}: unknown section(s) {', '.join(unknown)}; known: {', '.join(_SECTIONS)}")
+        check_known(set(map(str, data)), tuple(_SECTIONS), f"{origin}: unknown section(s)")
         sections: dict[str, Any] = {}
         for name, section_type in _SECTIONS.items():
             values = data.get(name) or {}
@@ -277,15 +253,11 @@ class TrainConfig:
             if section_type is NetworkSection:
                 values = dict(values)
                 preset = values.pop("name", NetworkSection.name)
-                if not isinstance(preset, str):
-                    raise RawSynthError(f"{origin}: network.name: expected a preset name, got {preset!r}")
+                text(preset, f"{origin}: network.name", "a preset name", empty=True)
                 sections[name] = NetworkSection(name=preset, overrides=values)
                 continue
-            known = {f.name for f in dataclasses.fields(section_type)}
-            extra = sorted(set(map(str, values)) - known)
-            if extra:
-                raise RawSynthError(f"{origin}: {name}: unknown field(s) {', '.join(extra)}; "
-                                    f"known: {', '.join(sorted(known))}")
+            known = sorted(f.name for f in dataclasses.fields(section_type))
+            check_known(set(map(str, values)), known, f"{origin}: {name}: unknown field(s)")
             sections[name] = section_type(**values)
         return cls(**sections).check(origin)
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from raw_synth.config_checks import choice, fail, integer, is_integer, optional, text
 from raw_synth.config_fields import identity_fields, run_only, run_only_fields
 from raw_synth.errors import RawSynthError
 
@@ -130,11 +131,6 @@ IDENTITY_FIELDS: tuple[str, ...] = identity_fields(GenerateConfig)
 RUN_ONLY_FIELDS: tuple[str, ...] = run_only_fields(GenerateConfig)
 
 
-def _int(value: Any, option: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise RawSynthError(f"{option}: expected an integer >= {minimum}, got {value!r}")
-
-
 def check_options(config: GenerateConfig) -> None:
     """Validate every option that needs no import of the engines (fast; see :func:`check_config`).
 
@@ -144,39 +140,29 @@ def check_options(config: GenerateConfig) -> None:
     """
     if not isinstance(config, GenerateConfig):
         raise RawSynthError(f"config: expected a GenerateConfig, got {type(config).__name__}")
-    _int(config.n, "--n", 1)
-    _int(config.shard_size, "--shard-size", 1)
-    _int(config.workers, "--workers", 1)
-    _int(config.seed, "--seed", 0)
-    _int(config.crops_per_image, "--crops-per-image", 1)
-    _int(config.cache_mb, "--cache-mb", 0)
-    _int(config.max_pixels, "--max-pixels", 1)
-    if isinstance(config.downscale, bool) or config.downscale not in DOWNSCALES:
-        raise RawSynthError(f"--downscale: expected one of {', '.join(map(str, DOWNSCALES))}, got {config.downscale!r}")
-    if isinstance(config.patch, bool) or not isinstance(config.patch, (int, np.integer)) or config.patch < 2 \
-            or config.patch % 2:
-        raise RawSynthError(f"--patch: expected an even number of pixels >= 2, got {config.patch!r}")
+    integer(config.n, "--n", 1, numpy=True)
+    integer(config.shard_size, "--shard-size", 1, numpy=True)
+    integer(config.workers, "--workers", 1, numpy=True)
+    integer(config.seed, "--seed", 0, numpy=True)
+    integer(config.crops_per_image, "--crops-per-image", 1, numpy=True)
+    integer(config.cache_mb, "--cache-mb", 0, numpy=True)
+    integer(config.max_pixels, "--max-pixels", 1, numpy=True)
+    choice(config.downscale, DOWNSCALES, "--downscale")
+    if not is_integer(config.patch, numpy=True) or config.patch < 2 or config.patch % 2:
+        raise fail("--patch", f"expected an even number of pixels >= 2, got {config.patch!r}")
     if not str(config.out).strip():
-        raise RawSynthError("--out: expected a folder path, got an empty string")
+        raise fail("--out", "expected a folder path, got an empty string")
     if config.model is not None and config.engine != "ssdnet":
-        raise RawSynthError(f"--model: only used with --engine ssdnet, not with {config.engine!r}")
+        raise fail("--model", f"only used with --engine ssdnet, not with {config.engine!r}")
     if config.uncertainty and config.engine != "ssdnet":
-        raise RawSynthError(f"--uncertainty: needs --engine ssdnet (its variance head), not {config.engine!r}")
-    if config.resume_check not in ("checksum", "structure"):
-        raise RawSynthError(f"--resume-check: expected checksum or structure, got {config.resume_check!r}")
-    if config.format not in FORMATS:
-        raise RawSynthError(f"--format: expected one of {', '.join(FORMATS)}, got {config.format!r}")
-    if config.clean_dtype not in ("float16", "float32"):
-        raise RawSynthError(f"--clean-dtype: expected float16 or float32, got {config.clean_dtype!r}")
-    if config.scheduler is not None and (not isinstance(config.scheduler, str) or not config.scheduler.strip()):
-        raise RawSynthError(f"--scheduler: expected an address such as tcp://host:8786, got {config.scheduler!r}")
-    if not isinstance(config.device, str) or not config.device.strip():
-        raise RawSynthError(f"--device: expected a torch device such as cpu or cuda, got {config.device!r}")
-    if not isinstance(config.cameras, str) or not config.cameras.strip():
-        raise RawSynthError(f"--cameras: expected a comma list of profiles, got {config.cameras!r}")
-    if not isinstance(config.src, str) or not config.src.strip():
-        raise RawSynthError(f"--src: expected a folder, glob, list file, 'samples' or a procedural corpus such as "
-                            f"'deadleaves', got {config.src!r}")
+        raise fail("--uncertainty", f"needs --engine ssdnet (its variance head), not {config.engine!r}")
+    choice(config.resume_check, ("checksum", "structure"), "--resume-check", listing="or")
+    choice(config.format, FORMATS, "--format")
+    choice(config.clean_dtype, ("float16", "float32"), "--clean-dtype", listing="or")
+    optional(text, config.scheduler, "--scheduler", "an address such as tcp://host:8786")
+    text(config.device, "--device", "a torch device such as cpu or cuda")
+    text(config.cameras, "--cameras", "a comma list of profiles")
+    text(config.src, "--src", "a folder, glob, list file, 'samples' or a procedural corpus such as 'deadleaves'")
 
 
 def check_config(config: GenerateConfig) -> None:

@@ -42,6 +42,7 @@ import numpy as np
 import yaml
 
 from raw_synth.cfa import check_cfa
+from raw_synth.config_checks import fail, integer, number, plane_values, sequence, text, unknown_names
 from raw_synth.errors import RawSynthError
 from raw_synth.recipes import read_yaml
 
@@ -158,51 +159,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class _Fields:
-    """Reads typed fields out of a YAML mapping, raising errors that name the file and field."""
+def _required(data: Mapping[str, Any], name: str, origin: str) -> Any:
+    """``data[name]``, refusing a missing or null field."""
+    if data.get(name) is None:
+        raise RawSynthError(f"{origin}: missing required field {name!r}")
+    return data[name]
 
-    def __init__(self, data: Mapping[str, Any], origin: str) -> None:
-        self.data = data
-        self.origin = origin
 
-    def fail(self, name: str, problem: str) -> RawSynthError:
-        return RawSynthError(f"{self.origin}: field {name!r}: {problem}")
-
-    def required(self, name: str) -> Any:
-        if name not in self.data or self.data[name] is None:
-            raise RawSynthError(f"{self.origin}: missing required field {name!r}")
-        return self.data[name]
-
-    def text(self, name: str, default: str | None = None) -> str:
-        value = self.data.get(name, default) if default is not None else self.required(name)
-        if not isinstance(value, str) or (default is None and not value.strip()):
-            raise self.fail(name, f"expected a non-empty string, got {value!r}")
-        return value
-
-    def number(self, name: str, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(name, f"expected a number, got {value!r}")
-        if not np.isfinite(value):
-            raise self.fail(name, f"expected a finite number, got {value!r}")
-        return float(value)
-
-    def per_plane(self, name: str) -> tuple[float, float, float, float]:
-        value = self.required(name)
-        values = value if isinstance(value, (list, tuple)) else [value]
-        if len(values) not in (1, 4):
-            raise self.fail(name, f"expected 1 or 4 numbers, got {len(values)}")
-        numbers = [self.number(name, v) for v in values]
-        if len(numbers) == 1:
-            numbers = numbers * 4
-        return (numbers[0], numbers[1], numbers[2], numbers[3])
-
-    def pair(self, name: str, value: Any) -> tuple[float, float]:
-        if not isinstance(value, (list, tuple)) or len(value) != 2:
-            raise self.fail(name, f"expected [low, high], got {value!r}")
-        low, high = (self.number(name, v) for v in value)
-        if not 0 < low <= high:
-            raise self.fail(name, f"expected 0 < low <= high, got [{low}, {high}]")
-        return (low, high)
+def _gains(value: Any, label: str) -> tuple[float, float]:
+    pair = sequence(value, label, "[low, high]", length=2)
+    low, high = (number(v, label, non_finite="a finite number") for v in pair)
+    if not 0 < low <= high:
+        raise fail(label, f"expected 0 < low <= high, got [{low}, {high}]")
+    return (low, high)
 
 
 def parse_profile(data: Any, origin: str = "<profile>") -> CameraProfile:
@@ -220,70 +189,67 @@ def parse_profile(data: Any, origin: str = "<profile>") -> CameraProfile:
     """
     if not isinstance(data, Mapping):
         raise RawSynthError(f"{origin}: a camera profile must be a YAML mapping, got {type(data).__name__}")
-    fields = _Fields(data, origin)
     known = {f.name for f in dataclasses.fields(CameraProfile)} - {"source"}
-    unknown = sorted(set(map(str, data)) - known)
+    unknown = unknown_names(data, known)
     if unknown:
         raise RawSynthError(f"{origin}: unknown field {unknown[0]!r} (known: {', '.join(sorted(known))})")
 
-    name = fields.text("name")
+    def label(name: str) -> str:  # how messages name a field: "canon.yaml: field 'black_level'"
+        return f"{origin}: field {name!r}"
+
+    name = text(_required(data, "name", origin), label("name"))
     try:
-        cfa = check_cfa(fields.required("cfa"))
+        cfa = check_cfa(_required(data, "cfa", origin))
     except RawSynthError as error:
-        raise fields.fail("cfa", str(error)) from None
+        raise fail(label("cfa"), str(error)) from None
 
-    bit_depth = fields.required("bit_depth")
-    if isinstance(bit_depth, bool) or not isinstance(bit_depth, int) or not 1 <= bit_depth <= 16:
-        raise fields.fail("bit_depth", f"expected an integer from 1 to 16, got {bit_depth!r}")
+    bit_depth = integer(_required(data, "bit_depth", origin), label("bit_depth"), 1, maximum=16)
 
-    black = fields.per_plane("black_level")
-    white = fields.per_plane("white_level")
+    black = plane_values(_required(data, "black_level", origin), label("black_level"))
+    white = plane_values(_required(data, "white_level", origin), label("white_level"))
     container_max = 2**bit_depth - 1
     for plane, (b, w) in enumerate(zip(black, white)):
         if not 0 <= b < w:
-            raise fields.fail("white_level", f"plane {plane}: expected 0 <= black < white, got black {b}, white {w}")
+            raise fail(label("white_level"), f"plane {plane}: expected 0 <= black < white, got black {b}, white {w}")
         if w > container_max:
-            raise fields.fail("white_level", f"{w} exceeds the {bit_depth}-bit maximum {container_max}")
+            raise fail(label("white_level"), f"{w} exceeds the {bit_depth}-bit maximum {container_max}")
 
-    matrix = fields.required("xyz_to_cam")
+    matrix = _required(data, "xyz_to_cam", origin)
     try:
         array = np.asarray(matrix, dtype=np.float64)
     except (TypeError, ValueError):
-        raise fields.fail("xyz_to_cam", "expected a 3x3 matrix of numbers") from None
+        raise fail(label("xyz_to_cam"), "expected a 3x3 matrix of numbers") from None
     if array.size == 9:
         array = array.reshape(3, 3)
     if array.shape != (3, 3) or not np.isfinite(array).all():
-        raise fields.fail("xyz_to_cam", f"expected a finite 3x3 matrix, got shape {array.shape}")
+        raise fail(label("xyz_to_cam"), f"expected a finite 3x3 matrix, got shape {array.shape}")
     if abs(np.linalg.det(array)) < 1e-9:
-        raise fields.fail("xyz_to_cam", "matrix is singular")
+        raise fail(label("xyz_to_cam"), "matrix is singular")
 
     wb_data = data.get("white_balance") or {}
     if not isinstance(wb_data, Mapping):
-        raise fields.fail("white_balance", "expected a mapping with red_gain and blue_gain")
+        raise fail(label("white_balance"), "expected a mapping with red_gain and blue_gain")
     defaults = WhiteBalanceRange()
     white_balance = WhiteBalanceRange(
-        red_gain=fields.pair("white_balance.red_gain", wb_data.get("red_gain", list(defaults.red_gain))),
-        blue_gain=fields.pair("white_balance.blue_gain", wb_data.get("blue_gain", list(defaults.blue_gain))),
+        red_gain=_gains(wb_data.get("red_gain", list(defaults.red_gain)), label("white_balance.red_gain")),
+        blue_gain=_gains(wb_data.get("blue_gain", list(defaults.blue_gain)), label("white_balance.blue_gain")),
     )
 
     noise = None
     noise_data = data.get("noise")
     if noise_data is not None:
         if not isinstance(noise_data, Mapping):
-            raise fields.fail("noise", "expected a mapping with model, sampler and params")
-        noise_fields = _Fields(noise_data, origin)
+            raise fail(label("noise"), "expected a mapping with model, sampler and params")
         params = noise_data.get("params") or {}
         if not isinstance(params, Mapping):
-            raise fields.fail("noise.params", f"expected a mapping, got {params!r}")
+            raise fail(label("noise.params"), f"expected a mapping, got {params!r}")
         noise = NoiseSection(
-            model=_prefixed(noise_fields, "noise", "model"),
-            sampler=_prefixed(noise_fields, "noise", "sampler"),
+            model=text(noise_data.get("model"), label("noise.model")),
+            sampler=text(noise_data.get("sampler"), label("noise.sampler")),
             params=dict(params),
         )
 
-    description = data.get("description") or ""
-    if not isinstance(description, str):
-        raise fields.fail("description", f"expected a string, got {description!r}")
+    description = text(data.get("description") or "", label("description"), "a string", empty=True)
 
     return CameraProfile(
         name=name,
@@ -291,19 +257,12 @@ def parse_profile(data: Any, origin: str = "<profile>") -> CameraProfile:
         bit_depth=bit_depth,
         black_level=black,
         white_level=white,
-        xyz_to_cam=tuple(tuple(float(v) for v in row) for row in array),
+        xyz_to_cam=tuple((float(row[0]), float(row[1]), float(row[2])) for row in array),
         white_balance=white_balance,
         noise=noise,
         description=description,
         source=origin,
     )
-
-
-def _prefixed(fields: _Fields, section: str, name: str) -> str:
-    value = fields.data.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise RawSynthError(f"{fields.origin}: field '{section}.{name}': expected a non-empty string, got {value!r}")
-    return value
 
 
 def load_profile(path: str | Path) -> CameraProfile:

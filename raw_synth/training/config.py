@@ -58,13 +58,14 @@ A recipe file looks like this (every key optional; missing keys take the default
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+from raw_synth.config_checks import boolean, check_known, choice, fail, integer, number, optional, sequence, text
 from raw_synth.config_fields import run_only
 from raw_synth.errors import RawSynthError
 from raw_synth.recipes import RECIPE_NAMES, read_yaml, recipe_path
@@ -97,43 +98,9 @@ LOSSES: tuple[str, ...] = ("resampling", "l1")
 _DEMOSAIC = ("AHD", "AAHD", "DCB", "DHT", "LINEAR", "PPG", "VNG")
 
 
-def _where(section: str, key: str) -> str:
-    return f"{section}.{key}" if section else key
-
-
-def _number(value: Any, section: str, key: str, *, minimum: float | None = None, positive: bool = False,
-            allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise RawSynthError(f"{_where(section, key)}: expected a finite number, got {value!r}")
-    if positive and value <= 0:
-        raise RawSynthError(f"{_where(section, key)}: must be positive, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise RawSynthError(f"{_where(section, key)}: must be >= {minimum:g}, got {value!r}")
-    return float(value)
-
-
-def _integer(value: Any, section: str, key: str, *, minimum: int = 0, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RawSynthError(f"{_where(section, key)}: expected an integer, got {value!r}")
-    if value < minimum:
-        raise RawSynthError(f"{_where(section, key)}: must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _boolean(value: Any, section: str, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise RawSynthError(f"{_where(section, key)}: expected true or false, got {value!r}")
-    return value
-
-
-def _choice(value: Any, choices: tuple[str, ...], section: str, key: str) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise RawSynthError(f"{_where(section, key)}: expected one of {', '.join(choices)}, got {value!r}")
-    return value
+# This module's wording: "expected an integer" / "expected a finite number", then "must be >= N".
+_integer = partial(integer, wording="must")
+_number = partial(number, wording="must", kind="a finite number")
 
 
 def _from_mapping(cls: type, data: Any, section: str) -> Any:
@@ -144,15 +111,11 @@ def _from_mapping(cls: type, data: Any, section: str) -> Any:
         return data
     if not isinstance(data, Mapping):
         raise RawSynthError(f"{section or 'config'}: expected a mapping, got {type(data).__name__}")
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(str(k) for k in data if k not in names)
-    if unknown:
-        raise RawSynthError(
-            f"{section or 'config'}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    check_known(data, sorted(f.name for f in dataclasses.fields(cls)), f"{section or 'config'}: unknown key(s)")
     kwargs = {}
     for key, value in data.items():
         nested = _NESTED.get((cls.__name__, key))
-        kwargs[key] = _from_mapping(nested, value, _where(section, key)) if nested else value
+        kwargs[key] = _from_mapping(nested, value, f"{section}.{key}" if section else key) if nested else value
     return cls(**kwargs)
 
 
@@ -183,11 +146,10 @@ class RenderConfig:
     demosaic: str = "AHD"
 
     def __post_init__(self) -> None:
-        if self.output_bps not in (8, 16) or isinstance(self.output_bps, bool):
-            raise RawSynthError(f"data.render.output_bps: expected 8 or 16, got {self.output_bps!r}")
-        _boolean(self.use_camera_wb, "data.render", "use_camera_wb")
-        _number(self.adjust_maximum_thr, "data.render", "adjust_maximum_thr", minimum=0.0)
-        _choice(self.demosaic, _DEMOSAIC, "data.render", "demosaic")
+        choice(self.output_bps, (8, 16), "data.render.output_bps", listing="or")
+        boolean(self.use_camera_wb, "data.render.use_camera_wb")
+        _number(self.adjust_maximum_thr, "data.render.adjust_maximum_thr", minimum=0.0)
+        choice(self.demosaic, _DEMOSAIC, "data.render.demosaic")
 
 
 @dataclass(frozen=True)
@@ -231,17 +193,16 @@ class DataConfig:
     exposure_shift: float = 0.0
 
     def __post_init__(self) -> None:
-        _choice(self.layout, LAYOUTS, "data", "layout")
-        object.__setattr__(self, "colour_shift", _number(self.colour_shift, "data", "colour_shift", minimum=0))
-        object.__setattr__(self, "colour_shift_p", _number(self.colour_shift_p, "data", "colour_shift_p", minimum=0))
-        object.__setattr__(self, "exposure_shift", _number(self.exposure_shift, "data", "exposure_shift", minimum=0))
+        choice(self.layout, LAYOUTS, "data.layout")
+        for key in ("colour_shift", "colour_shift_p", "exposure_shift"):
+            object.__setattr__(self, key, _number(getattr(self, key), f"data.{key}", minimum=0))
         if self.colour_shift_p > 1:
-            raise RawSynthError(f"{_where('data', 'colour_shift_p')}: must be <= 1, got {self.colour_shift_p!r}")
-        _choice(self.sampling, SAMPLINGS, "data", "sampling")
-        object.__setattr__(self, "raw_max", _number(self.raw_max, "data", "raw_max", positive=True))
+            raise fail("data.colour_shift_p", f"must be <= 1, got {self.colour_shift_p!r}")
+        choice(self.sampling, SAMPLINGS, "data.sampling")
+        object.__setattr__(self, "raw_max", _number(self.raw_max, "data.raw_max", positive=True))
         for key in ("clip_raw", "augment", "cache", "in_memory"):
-            _boolean(getattr(self, key), "data", key)
-        _integer(self.num_workers, "data", "num_workers")
+            boolean(getattr(self, key), f"data.{key}")
+        _integer(self.num_workers, "data.num_workers")
 
 
 @dataclass(frozen=True)
@@ -259,8 +220,7 @@ class NetworkConfig:
     def __post_init__(self) -> None:
         from raw_synth.models import get_config
 
-        if not isinstance(self.preset, str):
-            raise RawSynthError(f"network.preset: expected a preset name, got {self.preset!r}")
+        text(self.preset, "network.preset", "a preset name", empty=True)
         if not isinstance(self.overrides, Mapping):
             raise RawSynthError(f"network.overrides: expected a mapping, got {type(self.overrides).__name__}")
         object.__setattr__(self, "overrides", dict(self.overrides))
@@ -309,48 +269,42 @@ class TrainSection:
     threads: int | None = run_only(None)
 
     def __post_init__(self) -> None:
-        s = "train"
-        _integer(self.total_steps, s, "total_steps", minimum=1)
+        _integer(self.total_steps, "train.total_steps", 1)
         for key in ("lr", "eta_min"):
-            object.__setattr__(self, key, _number(getattr(self, key), s, key, positive=True))
-        object.__setattr__(self, "weight_decay", _number(self.weight_decay, s, "weight_decay", minimum=0.0))
-        betas = self.betas
-        if not isinstance(betas, (list, tuple)) or len(betas) != 2:
-            raise RawSynthError(f"train.betas: expected two numbers, got {betas!r}")
-        betas = tuple(_number(b, s, "betas", minimum=0.0) for b in betas)
+            object.__setattr__(self, key, _number(getattr(self, key), f"train.{key}", positive=True))
+        object.__setattr__(self, "weight_decay", _number(self.weight_decay, "train.weight_decay", minimum=0.0))
+        betas = sequence(self.betas, "train.betas", "two numbers", length=2)
+        betas = tuple(_number(b, "train.betas", minimum=0.0) for b in betas)
         if not all(b < 1 for b in betas):
-            raise RawSynthError(f"train.betas: each must be in [0, 1), got {list(betas)}")
+            raise fail("train.betas", f"each must be in [0, 1), got {list(betas)}")
         object.__setattr__(self, "betas", betas)
-        _integer(self.flat_steps, s, "flat_steps")
-        _integer(self.cosine_steps, s, "cosine_steps", minimum=1, allow_none=True)
-        object.__setattr__(self, "grad_clip", _number(self.grad_clip, s, "grad_clip", positive=True, allow_none=True))
-        _choice(self.loss, LOSSES, s, "loss")
-        object.__setattr__(self, "alpha", _number(self.alpha, s, "alpha", minimum=0.0))
+        _integer(self.flat_steps, "train.flat_steps")
+        optional(_integer, self.cosine_steps, "train.cosine_steps", 1)
+        object.__setattr__(self, "grad_clip", optional(_number, self.grad_clip, "train.grad_clip", positive=True))
+        choice(self.loss, LOSSES, "train.loss")
+        object.__setattr__(self, "alpha", _number(self.alpha, "train.alpha", minimum=0.0))
         object.__setattr__(self, "progressive", _stages(self.progressive, self.total_steps))
-        _integer(self.checkpoint_every, s, "checkpoint_every", minimum=1)
-        if not isinstance(self.device, str) or not self.device:
-            raise RawSynthError(f"train.device: expected auto, cpu or cuda[:N], got {self.device!r}")
-        _integer(self.threads, s, "threads", minimum=1, allow_none=True)
+        _integer(self.checkpoint_every, "train.checkpoint_every", 1)
+        text(self.device, "train.device", "auto, cpu or cuda[:N]", blank=True)
+        optional(_integer, self.threads, "train.threads", 1)
 
 
 def _stages(value: Any, total_steps: int) -> tuple[tuple[int, int, int], ...]:
-    if not isinstance(value, (list, tuple)) or not value:
-        raise RawSynthError(f"train.progressive: expected a list of [until_step, patch, batch], got {value!r}")
     stages = []
     previous = 0
-    for entry in value:
+    for entry in sequence(value, "train.progressive", "a list of [until_step, patch, batch]"):
         if not isinstance(entry, (list, tuple)) or len(entry) != 3:
-            raise RawSynthError(f"train.progressive: each stage must be [until_step, patch, batch], got {entry!r}")
-        until, patch, batch = (_integer(v, "train", "progressive", minimum=1) for v in entry)
+            raise fail("train.progressive", f"each stage must be [until_step, patch, batch], got {entry!r}")
+        until, patch, batch = (_integer(v, "train.progressive", 1) for v in entry)
         if until <= previous:
-            raise RawSynthError(f"train.progressive: until_step must increase, got {until} after {previous}")
+            raise fail("train.progressive", f"until_step must increase, got {until} after {previous}")
         if patch % 16:
-            raise RawSynthError(f"train.progressive: patch must be a multiple of 16, got {patch}")
+            raise fail("train.progressive", f"patch must be a multiple of 16, got {patch}")
         stages.append((until, patch, batch))
         previous = until
     if stages[-1][0] < total_steps:
-        raise RawSynthError(
-            f"train.progressive: the last stage ends at step {stages[-1][0]}, before total_steps {total_steps}")
+        raise fail("train.progressive",
+                   f"the last stage ends at step {stages[-1][0]}, before total_steps {total_steps}")
     return tuple(stages)
 
 
@@ -375,16 +329,16 @@ class ValConfig:
     patch: int | None = None
 
     def __post_init__(self) -> None:
-        _integer(self.every, "val", "every")
-        _choice(self.holdout, HOLDOUTS, "val", "holdout")
-        fraction = _number(self.fraction, "val", "fraction", positive=True)
-        if fraction >= 1:
-            raise RawSynthError(f"val.fraction: must be below 1, got {fraction!r}")
+        _integer(self.every, "val.every")
+        choice(self.holdout, HOLDOUTS, "val.holdout")
+        fraction = _number(self.fraction, "val.fraction", positive=True)
+        if fraction >= 1:  # not number(below=1): the message shows the value as a float
+            raise fail("val.fraction", f"must be below 1, got {fraction!r}")
         object.__setattr__(self, "fraction", fraction)
-        _integer(self.crops_per_image, "val", "crops_per_image", minimum=1)
-        patch = _integer(self.patch, "val", "patch", minimum=22, allow_none=True)
+        _integer(self.crops_per_image, "val.crops_per_image", 1)
+        patch = optional(_integer, self.patch, "val.patch", 22)
         if patch is not None and patch % 2:
-            raise RawSynthError(f"val.patch: must be even, got {patch}")
+            raise fail("val.patch", f"must be even, got {patch}")
 
 
 @dataclass(frozen=True)
@@ -396,9 +350,9 @@ class LoggerConfig:
     plot: bool = True
 
     def __post_init__(self) -> None:
-        _integer(self.log_every, "logger", "log_every", minimum=1)
-        _boolean(self.progress, "logger", "progress")
-        _boolean(self.plot, "logger", "plot")
+        _integer(self.log_every, "logger.log_every", 1)
+        boolean(self.progress, "logger.progress")
+        boolean(self.plot, "logger.plot")
 
 
 @dataclass(frozen=True)
@@ -420,7 +374,7 @@ class ExportConfig:
     colour: str = "auto"
 
     def __post_init__(self) -> None:
-        _choice(self.colour, ("auto", "training", "measured"), "export", "colour")
+        choice(self.colour, ("auto", "training", "measured"), "export.colour")
         if self.camera is None:
             return
         from raw_synth.training.export import check_camera  # local: avoids an import cycle
@@ -442,9 +396,8 @@ class TrainConfig:
     export: ExportConfig = run_only(default_factory=ExportConfig)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise RawSynthError(f"name: expected a non-empty string, got {self.name!r}")
-        _integer(self.seed, "", "seed")
+        text(self.name, "name", blank=True)
+        _integer(self.seed, "seed")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON/YAML-able dict (tuples become lists); :meth:`from_dict` inverts it."""

@@ -23,6 +23,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, TypeVar
 
+from raw_synth.config_checks import check_known
 from raw_synth.errors import RawSynthError
 from raw_synth.models.blocks import FFN_KINDS, LAYER_NORM_KINDS
 
@@ -149,9 +150,7 @@ class SSDNetBodyConfig:
         Raises:
             RawSynthError: If ``names`` holds a key that is not a field of this config.
         """
-        unknown = sorted(set(map(str, names)) - set(cls.field_names()))
-        if unknown:
-            raise RawSynthError(f"{what} {', '.join(unknown)}; known: {', '.join(cls.field_names())}")
+        check_known(set(map(str, names)), cls.field_names(), what)
 
 
 @dataclass(frozen=True)

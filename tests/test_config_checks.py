@@ -36,7 +36,8 @@ def test_fail_and_is_integer() -> None:
         ({}, 0, "L: expected an integer >= 1, got 0"),
         ({}, True, "L: expected an integer >= 1, got True"),
         ({}, 2.0, "L: expected an integer >= 1, got 2.0"),
-        ({}, np.int64(2), "L: expected an integer >= 1, got np.int64(2)"),
+        # numpy's repr depends on its global print options (a library may set legacy mode): filled in below
+        ({}, np.int64(2), "L: expected an integer >= 1, got {!r}"),
         ({"maximum": 16}, 17, "L: expected an integer from 1 to 16, got 17"),
         ({"wording": "must"}, "x", "L: expected an integer, got 'x'"),
         ({"wording": "must"}, 0, "L: must be >= 1, got 0"),
@@ -44,7 +45,7 @@ def test_fail_and_is_integer() -> None:
     ],
 )
 def test_integer_refuses(kwargs: dict[str, Any], value: Any, message: str) -> None:
-    assert _message(lambda: checks.integer(value, "L", 1, **kwargs)) == message
+    assert _message(lambda: checks.integer(value, "L", 1, **kwargs)) == message.replace("{!r}", repr(value))
 
 
 def test_integer_accepts() -> None:

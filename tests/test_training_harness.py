@@ -205,11 +205,12 @@ def test_optimiser_step_clips_and_measures() -> None:
 
 def test_devices_amp_and_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_device("cpu") == torch.device("cpu")
-    with pytest.raises(RawSynthError, match=r"^train.device: unknown device 'gpu'$"):
+    with pytest.raises(RawSynthError, match=r"^train.device must be one of auto, cpu, cuda, mps \(or cuda:N\), "
+                                             r"got 'gpu'$"):
         resolve_device("gpu")
     if not torch.cuda.is_available():
         assert resolve_device("auto") == torch.device("cpu")
-        with pytest.raises(RawSynthError, match=r"^train.device: 'cuda' requested but CUDA is not available$"):
+        with pytest.raises(RawSynthError, match=r"^train.device 'cuda': CUDA is not available on this machine"):
             resolve_device("cuda")
     assert amp_dtype("auto", torch.device("cpu")) is None and amp_dtype("fp16", torch.device("cpu")) is None
     assert grad_scaler(None) is None and grad_scaler(torch.bfloat16) is None

@@ -126,24 +126,24 @@ def distributed(device_name: str) -> Iterator[Distributed]:
 
 
 def resolve_device(name: str, ranks: Distributed | None = None) -> torch.device:
-    """``auto`` -> cuda when available else cpu; anything else as given.
+    """The training device: :func:`raw_synth.inference.resolve_device`, except that ``auto`` never picks MPS.
 
     Args:
-        name: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ...
+        name: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
         ranks: Given, a bare ``cuda`` becomes this rank's device (``local_rank`` on several ranks,
             else the current one).
 
     Raises:
-        RawSynthError: For an unknown device or CUDA requested where there is none.
+        RawSynthError: For an unknown device or one this machine does not have (``"train.device ..."``).
     """
+    from raw_synth.inference import resolve_device as resolve_any
+
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise RawSynthError(f"train.device: unknown device {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RawSynthError(f"train.device: {name!r} requested but CUDA is not available")
+        device = resolve_any(name)
+    except RawSynthError as error:
+        raise RawSynthError(f"train.{error}") from None
     if ranks is not None and device.type == "cuda" and device.index is None:
         device = torch.device("cuda", ranks.local_rank if ranks.world > 1 else torch.cuda.current_device())
     return device

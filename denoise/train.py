@@ -167,7 +167,8 @@ def _check_resume_config(stored: TrainConfig, given: TrainConfig, out: Path) -> 
     diff = first_difference(identity_view(stored), identity_view(given))
     if diff is not None:
         name, a, b = diff
-        raise RawSynthError(f"{out}: cannot resume with a different recipe ({name}: {a!r} != {b!r}); use another --out")
+        raise RawSynthError(f"{out}: cannot resume with a different recipe ({name}: {a!r} != {b!r}); "
+                           "use --restart to start over, or another --out")
 
 
 def _batches(order: list[int], batch_size: int) -> list[list[int]]:

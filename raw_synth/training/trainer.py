@@ -258,7 +258,7 @@ def train_isp(
             diff = first_difference(saved_view or {}, _resume_view(cfg))
             field_name = diff[0] if diff is not None else "config"
             raise RawSynthError(f"{run}: holds a run made with a different recipe (first difference: {field_name}); "
-                                "use another --out folder or start again without resume")
+                                "use --restart to start over, or another --out folder")
 
     device = resolve_device(cfg.train.device)
     with torch_threads(cfg.train.threads):

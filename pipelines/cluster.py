@@ -31,7 +31,7 @@ from typing import Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from raw_synth.cpu_tuning import set_malloc
-from raw_synth.errors import RawSynthError
+from raw_synth.errors import RawSynthError, one_line
 
 __all__ = ["QUIET_WORKERS", "WORKER_ENVIRON", "LocalWorkerSetup", "start_local_cluster", "connect"]
 
@@ -109,8 +109,7 @@ def connect(address: str, timeout: str = "20s"):
     try:
         return Client(address, timeout=timeout)
     except (OSError, TimeoutError, ValueError) as error:
-        text = " ".join(str(error).split()) or type(error).__name__
-        raise RawSynthError(f"--scheduler {address}: cannot connect ({text})") from None
+        raise RawSynthError(f"--scheduler {address}: cannot connect ({one_line(error)})") from None
 
 
 

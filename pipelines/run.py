@@ -46,7 +46,7 @@ from pipelines.config import (
 )
 from pipelines.plan import ShardPlan, plan_shards
 from raw_synth.cpu_tuning import torch_threads
-from raw_synth.errors import RawSynthError
+from raw_synth.errors import RawSynthError, one_line
 from raw_synth.file_hash import file_sha256
 
 if TYPE_CHECKING:  # both import torch; plain imports would load it before the options are checked
@@ -256,13 +256,13 @@ def make_shard(shard_index: int, start: int, stop: int, job: ShardJob) -> dict[s
         from raw_synth.store.writer import shard_name
 
         logger.debug("shard %d failed", shard_index, exc_info=True)
-        return {"error": _one_line(exc, f"shard {shard_name(int(shard_index), job.config.format)}")}
+        return {"error": _failure_line(exc, f"shard {shard_name(int(shard_index), job.config.format)}")}
 
 
-def _one_line(exc: BaseException, what: str) -> str:
+def _failure_line(exc: BaseException, what: str) -> str:
     """``exc`` as one line; ``what: `` in front unless it already names a path (a RawSynthError)."""
     if isinstance(exc, RawSynthError):
-        return " ".join(str(exc).split())
+        return one_line(exc)
     if isinstance(exc, MemoryError):
         return f"{what}: out of memory (MemoryError); try fewer --workers or a smaller --shard-size"
     if isinstance(exc, OSError) and exc.strerror:
@@ -335,7 +335,7 @@ def _run_dask(shards: list[ShardPlan], job: ShardJob, client: Any,
             try:
                 summary = future.result()
             except Exception as exc:  # noqa: BLE001 - a worker died, the cluster went away, ...
-                raise RawSynthError(_one_line(exc, f"shard {index}: worker failed")) from None
+                raise RawSynthError(_failure_line(exc, f"shard {index}: worker failed")) from None
             # forget the finished task at once: its result is recorded, so a worker lost later
             # must not make the scheduler compute it again
             del pending[index]

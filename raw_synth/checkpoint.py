@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from raw_synth.errors import RawSynthError
+from raw_synth.errors import RawSynthError, one_line
 from raw_synth.models.registry import build_model, list_architectures, register_architecture
 
 __all__ = [
@@ -257,8 +257,7 @@ def load_model(
         except RawSynthError as error:
             raise RawSynthError(f"{path}: invalid model config ({error})") from None
         except Exception as error:  # a builder's own failure on a config it does not accept
-            detail = " ".join(str(error).split()) or type(error).__name__
-            raise RawSynthError(f"{path}: invalid model config ({type(error).__name__}: {detail})") from None
+            raise RawSynthError(f"{path}: invalid model config ({type(error).__name__}: {one_line(error)})") from None
         n_parameters = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
         if n_parameters > MAX_PARAMETERS:
             raise RawSynthError(f"{path}: model config asks for {n_parameters:,} parameters, "

@@ -67,7 +67,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from raw_synth.errors import RawSynthError
+from raw_synth.errors import RawSynthError, one_line
 from raw_synth.image_header import DEFAULT_MAX_PIXELS, TIFF_MAGIC, header_size, raise_pillow_threshold, too_large_reason
 
 if TYPE_CHECKING:  # raw_synth.io imports torch; a client resolving a procedural --src does not need it
@@ -376,7 +376,7 @@ class ImageCache:
             message = f"{name}: out of memory while decoding (MemoryError)"
         except Exception as error:  # any decoder failure skips this input, never the run
             logger.debug("%s: decoder failed", name, exc_info=True)
-            message = f"{name}: cannot decode image ({type(error).__name__}: {_one_line(error)})"
+            message = f"{name}: cannot decode image ({type(error).__name__}: {one_line(error)})"
         if len(self.failures) < _MAX_FAILURES:
             self.failures[key] = message
         raise RawSynthError(message)
@@ -409,11 +409,6 @@ def _too_small(height: int, width: int, patch: int, downscale: int, decoded: boo
         return f"smaller than the patch at --downscale {downscale} ({height}x{width} < {patch}x{patch})"
     return (f"smaller than the patch at --downscale {downscale} ({height}x{width} shrinks to "
             f"{height // downscale}x{width // downscale} < {patch}x{patch})")
-
-
-def _one_line(error: BaseException) -> str:
-    """An exception's text on one line (its type name when it has none)."""
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _reason(message: str, path: str) -> str:
@@ -464,9 +459,9 @@ def scan_image(path: str | Path, patch: int, downscale: int = 1, *,
     except MemoryError:
         return None, "out of memory while reading the header (MemoryError)"
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        return None, f"cannot read image ({_one_line(error)})"
+        return None, f"cannot read image ({one_line(error)})"
     except Exception as error:  # a hostile header must not stop the scan
-        return None, f"cannot read image ({type(error).__name__}: {_one_line(error)})"
+        return None, f"cannot read image ({type(error).__name__}: {one_line(error)})"
     if int(height) * int(width) > max_pixels:
         return None, too_large_reason(max_pixels, (height, width))
     if height // downscale < patch or width // downscale < patch:
@@ -485,7 +480,7 @@ def _entry_problem(file: Path) -> str | None:
             return "broken symbolic link"
         if error.errno in (errno.ENOENT, errno.ENOTDIR):
             return "file not found"
-        return f"cannot read file ({error.strerror or _one_line(error)})"
+        return f"cannot read file ({error.strerror or one_line(error)})"
     if stat.S_ISREG(mode):
         return None
     if stat.S_ISDIR(mode):

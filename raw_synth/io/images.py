@@ -58,7 +58,7 @@ import numpy as np
 import tifffile
 from PIL import Image, UnidentifiedImageError
 
-from raw_synth.errors import RawSynthError
+from raw_synth.errors import RawSynthError, one_line
 from raw_synth.image_header import DEFAULT_MAX_PIXELS, header_size, raise_pillow_threshold, too_large_reason
 
 __all__ = ["CompactImage", "DEFAULT_MAX_PIXELS", "DOWNSCALES", "box_reduce", "decode_image", "read_image",
@@ -244,11 +244,11 @@ def decode_image(path: str | Path, downscale: int = 1, *, max_pixels: int = DEFA
             try:  # e.g. floating-point RGB TIFF, which Pillow does not open
                 pixels, orientation = _read_tiff_high_bit_depth(file, max_pixels)
             except _CORRUPT_ERRORS as exc:
-                raise RawSynthError(f"{name}: truncated or corrupt image ({_one_line(exc)})") from None
+                raise RawSynthError(f"{name}: truncated or corrupt image ({one_line(exc)})") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise RawSynthError(f"{name}: {too_large_reason(max_pixels)}") from None
         except _CORRUPT_ERRORS as exc:
-            raise RawSynthError(f"{name}: cannot read image ({_one_line(exc)})") from None
+            raise RawSynthError(f"{name}: cannot read image ({one_line(exc)})") from None
         else:
             with image:
                 _check_size(image.height, image.width, max_pixels)
@@ -260,14 +260,14 @@ def decode_image(path: str | Path, downscale: int = 1, *, max_pixels: int = DEFA
                 except (Image.DecompressionBombError, Image.DecompressionBombWarning):
                     raise RawSynthError(f"{name}: {too_large_reason(max_pixels)}") from None
                 except _CORRUPT_ERRORS as exc:
-                    raise RawSynthError(f"{name}: truncated or corrupt image ({_one_line(exc)})") from None
+                    raise RawSynthError(f"{name}: truncated or corrupt image ({one_line(exc)})") from None
         return CompactImage(box_reduce(apply_orientation(pixels, orientation), int(downscale)))
     except _TooLarge as exc:
         raise RawSynthError(f"{name}: {exc}") from None
     except MemoryError:
         raise RawSynthError(f"{name}: out of memory while decoding (MemoryError)") from None
     except RuntimeError as exc:  # a decoder's own failure (tifffile, its codecs)
-        raise RawSynthError(f"{name}: cannot decode image ({type(exc).__name__}: {_one_line(exc)})") from None
+        raise RawSynthError(f"{name}: cannot decode image ({type(exc).__name__}: {one_line(exc)})") from None
 
 
 class _TooLarge(Exception):
@@ -315,11 +315,6 @@ def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
     if orientation == 8:
         return np.swapaxes(image, 0, 1)[::-1, :]
     return image
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
 
 
 def _orientation(image: Image.Image) -> int:
@@ -406,7 +401,7 @@ def _read_tiff_high_bit_depth(file: Path, max_pixels: int = DEFAULT_MAX_PIXELS) 
             extrasamples = len(page.extrasamples)
             separate_planes = int(page.planarconfig) == 2 and page.samplesperpixel > 1
     except tifffile.TiffFileError as exc:
-        raise OSError(_one_line(exc)) from None
+        raise OSError(one_line(exc)) from None
     data = np.asarray(data)
     if separate_planes and data.ndim == 3:
         data = np.moveaxis(data, 0, -1)
@@ -607,7 +602,7 @@ def write_image(path: str | Path, rgb: np.ndarray, bits: Literal[8, 16] = 8, qua
         else:
             Image.fromarray(codes).save(out, format="PNG")
     except OSError as exc:
-        raise RawSynthError(f"{name}: cannot write image ({_one_line(exc)})") from None
+        raise RawSynthError(f"{name}: cannot write image ({one_line(exc)})") from None
     return out
 
 

@@ -51,7 +51,7 @@ import numpy as np
 import scipy.io
 
 from raw_synth.cfa import cfa_from_raw_pattern, pack, site_offsets
-from raw_synth.errors import RawSynthError
+from raw_synth.errors import RawSynthError, one_line
 
 __all__ = [
     "SiddMetadata",
@@ -388,7 +388,7 @@ def _check_v5_structure(path: Path) -> None:
 
 
 def _unreadable(path: Path, exc: BaseException) -> RawSynthError:
-    reason = " ".join(str(exc).split()) or type(exc).__name__
+    reason = one_line(exc)
     if isinstance(exc, MemoryError):
         reason = "MemoryError: its sizes do not fit in memory"
     return RawSynthError(f"{path}: not a readable SIDD .mat file ({reason})")

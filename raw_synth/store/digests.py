@@ -27,8 +27,8 @@ import numpy as np
 from raw_synth.store.checksum import COLUMN_ORDER, ShardHasher
 from raw_synth.store.records import IMAGE_FIELDS, META_FIELDS, STRING_FIELDS
 
-__all__ = ["DIGESTS_KEY", "shard_digests", "sample_crc", "meta_row_crcs", "column_sha256", "damaged_metadata",
-           "sample_matches"]
+__all__ = ["DIGESTS_KEY", "shard_digests", "sample_crc", "meta_row_crcs", "column_sha256", "metadata_problems",
+           "sample_problem"]
 
 #: Key of the digests inside a shard's ``raw_synth`` attributes.
 DIGESTS_KEY = "digests"
@@ -88,18 +88,20 @@ def shard_digests(columns: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return hasher.hexdigest(), digests
 
 
-def damaged_metadata(meta: Mapping[str, np.ndarray], strings: Mapping[str, Sequence[str]],
-                     digests: Mapping[str, Any]) -> list[tuple[str, int | None]]:
-    """The metadata columns whose data differs from the digests the writer stored.
+def metadata_problems(meta: Mapping[str, np.ndarray], strings: Mapping[str, Sequence[str]],
+                      digests: Mapping[str, Any], start: int) -> list[str]:
+    """The metadata columns whose data differs from the digests the writer stored, one line each.
 
     Args:
         meta: Each numeric metadata column as read, ``(n, ...)``.
         strings: Each string column as read.
         digests: The shard's :data:`DIGESTS_KEY` attribute.
+        start: Global index of the shard's first sample.
 
     Returns:
-        ``(column, j)`` per damaged column, in column order: ``j`` is the position in the shard of
-        the first sample whose metadata row CRC differs, or ``None`` when no row CRC points at one.
+        ``"sample 9 column shot: data does not match its stored digest (corrupt)"`` per damaged
+        column, in column order; the sample is the first whose metadata row CRC differs (left out
+        when no row CRC points at one).
     """
     stored = digests["columns"]
     bad = [name for name in (*META_FIELDS, *STRING_FIELDS)
@@ -109,10 +111,21 @@ def damaged_metadata(meta: Mapping[str, np.ndarray], strings: Mapping[str, Seque
         return []
     rows = meta_row_crcs(meta, strings)
     first = next((j for j, (a, b) in enumerate(zip(rows, digests["samples"]["meta"])) if a != b), None)
-    return [(name, first) for name in bad]
+    where = f"sample {start + first} " if first is not None else ""
+    return [f"{where}column {name}: data does not match its stored digest (corrupt)" for name in bad]
 
 
-def sample_matches(digests: Mapping[str, Any], column: str, j: int, block: np.ndarray) -> bool:
-    """Whether sample ``j`` of image column ``column``, as read, has the CRC the writer stored."""
+def sample_problem(digests: Mapping[str, Any], column: str, j: int, block: np.ndarray, start: int) -> str | None:
+    """Why sample ``j`` of image column ``column``, as read, is damaged, or ``None`` when its CRC matches.
+
+    Args:
+        digests: The shard's :data:`DIGESTS_KEY` attribute.
+        column: ``"noisy"``, ``"clean"`` or ``"uncertainty"``.
+        j: Position of the sample in the shard.
+        block: Its array as read.
+        start: Global index of the shard's first sample.
+    """
     crcs = digests["samples"].get(column)
-    return crcs is None or sample_crc(block) == int(crcs[j])
+    if crcs is None or sample_crc(block) == int(crcs[j]):
+        return None
+    return f"sample {start + j} column {column}: data does not match its stored CRC-32C (corrupt)"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from raw_synth.errors import RawSynthError
+from raw_synth.errors import RawSynthError, one_line
 from raw_synth.store.shard_file import ShardFile, format_of
 
 __all__ = ["open_shard_file"]
@@ -36,5 +36,4 @@ def open_shard_file(path: str | Path) -> ShardFile:
     except RawSynthError:
         raise
     except Exception as exc:  # noqa: BLE001 - any library error becomes one clear line
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise RawSynthError(f"{p}: cannot open shard ({reason})") from None
+        raise RawSynthError(f"{p}: cannot open shard ({one_line(exc)})") from None

@@ -16,8 +16,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from raw_synth.errors import RawSynthError
-from raw_synth.store.digests import DIGESTS_KEY, damaged_metadata, sample_matches
+from raw_synth.errors import RawSynthError, one_line
+from raw_synth.store.digests import DIGESTS_KEY, metadata_problems, sample_problem
 from raw_synth.store.manifest import Manifest
 from raw_synth.store.opener import open_shard_file
 from raw_synth.store.records import META_FIELDS, STRING_FIELDS
@@ -28,10 +28,6 @@ from raw_synth.store.verify import check_shard, structure_problems
 VERIFY_MODES: tuple[str, ...] = ("checksum", "structure", "none")
 
 __all__ = ["ShardStore", "open_shards", "normalise_dn", "VERIFY_MODES"]
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def normalise_dn(dn: np.ndarray, black: np.ndarray, white: np.ndarray) -> np.ndarray:
@@ -85,7 +81,7 @@ class _OpenShard:
         except KeyError as exc:
             raise RawSynthError(f"{self.path}: shard lacks the column {exc.args[0]!r}") from None
         except Exception as exc:  # noqa: BLE001 - a damaged metadata chunk: one line
-            raise self._fail(f"cannot read the metadata columns ({_one_line(exc)})") from None
+            raise self._fail(f"cannot read the metadata columns ({one_line(exc)})") from None
         if int(self.images["noisy"].shape[0]) != count or int(attrs.get("count", -1)) != count:
             raise RawSynthError(f"{self.path}: shard holds {self.images['noisy'].shape[0]} samples, "
                                 f"manifest says {count}")
@@ -99,18 +95,18 @@ class _OpenShard:
                     raise self._fail(problems[0].split(": ", 1)[-1])
             else:
                 self.digests = digests
-                for column, j in damaged_metadata(self.meta, self.strings, digests):
-                    where = f"sample {self.start + j} " if j is not None else ""
-                    raise self._fail(f"{where}column {column}: data does not match its stored digest (corrupt)")
+                problems = metadata_problems(self.meta, self.strings, digests, self.start)
+                if problems:
+                    raise self._fail(problems[0])
 
     def _image(self, column: str, j: int) -> np.ndarray:
         try:
             block = np.asarray(self.images[column][j])
         except Exception as exc:  # noqa: BLE001 - a damaged chunk that does not decompress
-            raise self._fail(f"sample {self.start + j} column {column}: cannot read ({_one_line(exc)})") from None
-        if self.digests is not None and not sample_matches(self.digests, column, j, block):
-            raise self._fail(f"sample {self.start + j} column {column}: data does not match its stored CRC-32C "
-                             f"(corrupt)")
+            raise self._fail(f"sample {self.start + j} column {column}: cannot read ({one_line(exc)})") from None
+        problem = None if self.digests is None else sample_problem(self.digests, column, j, block, self.start)
+        if problem is not None:
+            raise self._fail(problem)
         return block
 
     def sample(self, j: int) -> dict[str, Any]:

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from raw_synth.cfa import CFA_PATTERNS
-from raw_synth.errors import RawSynthError
+from raw_synth.errors import RawSynthError, one_line
 from raw_synth.store.checksum import ShardHasher
-from raw_synth.store.digests import DIGESTS_KEY, damaged_metadata, sample_matches
+from raw_synth.store.digests import DIGESTS_KEY, metadata_problems, sample_problem
 from raw_synth.store.lock import LOCK_NAME, lock_holder
 from raw_synth.store.manifest import MANIFEST_NAME, Manifest
 from raw_synth.store.opener import open_shard_file
@@ -69,10 +69,6 @@ class VerifyReport:
             "n_shards": self.n_shards,
             "warnings": list(self.warnings),
         }
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _first(mask: np.ndarray, index: np.ndarray) -> int:
@@ -188,14 +184,13 @@ class _ShardCheck:
                     return None
             strings = {c: self.shard.strings(c) for c in STRING_FIELDS}
         except Exception as exc:  # noqa: BLE001 - report any decoding failure
-            self.add(f"cannot read metadata ({_one_line(exc)})")
+            self.add(f"cannot read metadata ({one_line(exc)})")
             return None
         index = meta["index"]
         self.digests = _digests(self.shard.attrs, n)
         if self.digests is not None:
-            for column, j in damaged_metadata(meta, strings, self.digests):
-                where = f"sample {start + j} " if j is not None else ""
-                self.add(f"{where}column {column}: data does not match its stored digest (corrupt)")
+            for problem in metadata_problems(meta, strings, self.digests, start):
+                self.add(problem)
         if not np.array_equal(index, np.arange(start, start + n)):
             self.add(f"indices are not {start}..{start + n - 1}")
         for c in ("shot", "read", "black_level", "white_level", "wb_gains", "xyz_to_cam"):
@@ -236,15 +231,15 @@ class _ShardCheck:
             try:
                 blocks = {c: np.asarray(cols[c][a:b]) for c in IMAGE_FIELDS if c in cols}
             except Exception as exc:  # noqa: BLE001 - corrupt chunk, truncated file, ...
-                self.add(f"cannot read samples {int(index[a])}..{int(index[b - 1])} ({_one_line(exc)})")
+                self.add(f"cannot read samples {int(index[a])}..{int(index[b - 1])} ({one_line(exc)})")
                 return
             for c, block in blocks.items():
                 hasher.update(c, block)
                 if self.digests is not None:
                     for j in range(a, b):
-                        if not sample_matches(self.digests, c, j, block[j - a]):
-                            self.add(f"sample {int(self.entry['start']) + j} column {c}: data does not match its "
-                                     f"stored CRC-32C (corrupt)")
+                        problem = sample_problem(self.digests, c, j, block[j - a], int(self.entry["start"]))
+                        if problem is not None:
+                            self.add(problem)
             noisy = blocks["noisy"]
             over = noisy.reshape(b - a, 4, -1).max(axis=2) > white[a:b]
             if over.any():
@@ -300,7 +295,7 @@ def check_shard(root: str | Path, name: str, entry: dict[str, Any], level: str =
         try:
             check.run(level)
         except Exception as exc:  # noqa: BLE001 - a damaged shard must not abort the report
-            check.add(f"cannot read ({_one_line(exc)})")
+            check.add(f"cannot read ({one_line(exc)})")
         return check.problems, check.n_checked
     finally:
         shard.close()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from raw_synth import __version__
-from raw_synth.errors import RawSynthError
+from raw_synth.errors import RawSynthError, one_line
 from raw_synth.store.digests import DIGESTS_KEY, shard_digests
 from raw_synth.store.records import SampleRecord, ShardInfo, records_to_columns
 from raw_synth.store.shard_file import FORMATS, SUFFIXES
@@ -88,7 +88,7 @@ def _fsync_dir(path: Path) -> None:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
         return f"{exc.strerror} (errno {exc.errno} {errno.errorcode.get(exc.errno, '')})".replace(" )", ")")
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return one_line(exc)
 
 
 def _make_temp(out_dir: Path, name: str, fmt: str) -> Path:

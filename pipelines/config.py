@@ -24,6 +24,7 @@ import numpy as np
 from raw_synth.config_checks import choice, fail, integer, is_integer, optional, text
 from raw_synth.config_fields import identity_fields, run_only, run_only_fields
 from raw_synth.errors import RawSynthError
+from raw_synth.image_header import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:  # raw_synth.camera imports torch; the client needs it only to resolve the cameras
     from raw_synth.camera import CameraProfile
@@ -48,7 +49,7 @@ FORMATS: tuple[str, ...] = ("zarr", "hdf5")
 #: ``--cameras`` words that stand for a group of bundled profiles (name prefix).
 CAMERA_GROUPS: dict[str, str] = {"sidd": "sidd-", "eld": "eld-"}
 #: Identity fields that stores written before them lack, with the value those stores were made with.
-LEGACY_DEFAULTS: dict[str, Any] = {"crops_per_image": 1, "downscale": 1, "max_pixels": 2**28}
+LEGACY_DEFAULTS: dict[str, Any] = {"crops_per_image": 1, "downscale": 1, "max_pixels": DEFAULT_MAX_PIXELS}
 #: ``--downscale`` factors (the same as :data:`raw_synth.io.images.DOWNSCALES`).
 DOWNSCALES: tuple[int, ...] = (1, 2, 4)
 #: Default ``--cache-mb``: each worker's decoded-image cache (:data:`raw_synth.sources.DEFAULT_CACHE_BYTES`).
@@ -108,7 +109,7 @@ class GenerateConfig:
     uncertainty: bool = False
     crops_per_image: int = 1
     downscale: int = 1
-    max_pixels: int = 2**28
+    max_pixels: int = DEFAULT_MAX_PIXELS
     cache_mb: int = run_only(DEFAULT_CACHE_MB)
     resume_check: str = run_only("checksum")
 

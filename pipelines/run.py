@@ -161,20 +161,19 @@ def prepare_store(config: GenerateConfig, out: Path, wanted: dict[str, Any], eng
     ``done`` holds the names of the shards kept, ``rewritten`` those that failed their check and
     will be written again.
 
-    Call it holding the store's lock (:class:`raw_synth.store.lock.StoreLock`): it removes the
-    temporary entries of interrupted writes. On resume every shard the manifest lists as complete
-    is checked (``config.resume_check``); one that fails is dropped from the manifest, noted in
-    its ``rewritten`` list with the reason, and written again.
+    Call it holding the store's lock (:class:`raw_synth.store.lock.StoreLock`), so with the folder
+    made (:func:`_make_folder`): it removes the temporary entries of interrupted writes. On resume
+    every shard the manifest lists as complete is checked (``config.resume_check``); one that fails
+    is dropped from the manifest, noted in its ``rewritten`` list with the reason, and written again.
 
     Raises:
-        RawSynthError: ``out`` is a file; the store holds a different configuration (or is not a
-            raw-synth store) and ``overwrite`` is not set.
+        RawSynthError: The store holds a different configuration (or is not a raw-synth store) and
+            ``overwrite`` is not set.
     """
     from raw_synth.store.lock import LOCK_NAME
     from raw_synth.store.manifest import MANIFEST_NAME, Manifest
     from raw_synth.store.writer import PARTIAL_PREFIX, cleanup_partial
 
-    _make_folder(out)
     manifest = None
     if (out / MANIFEST_NAME).exists():
         try:

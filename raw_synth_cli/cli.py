@@ -16,14 +16,15 @@ from typing import Any, Callable, TypeVar
 import click
 
 from raw_synth import __version__
-from raw_synth.errors import RawSynthError
+from raw_synth.errors import RawSynthError, one_line
+from raw_synth.image_header import DEFAULT_MAX_PIXELS
 
 logger = logging.getLogger("raw_synth")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _one_line(error: RawSynthError) -> str:
+def _error_line(error: RawSynthError) -> str:
     """The error's message as one line.
 
     A RawSynthError raised in a torch DataLoader worker process comes back re-raised with the
@@ -35,7 +36,7 @@ def _one_line(error: RawSynthError) -> str:
         return text
     last = [line for line in text.splitlines() if line.strip()][-1]
     prefix = f"{type(error).__module__}.{type(error).__name__}: "
-    return last[len(prefix):] if last.startswith(prefix) else " ".join(text.split())
+    return last[len(prefix):] if last.startswith(prefix) else one_line(error)
 
 
 def _friendly_errors(command: F) -> F:
@@ -46,7 +47,7 @@ def _friendly_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except RawSynthError as error:
-            click.echo(f"error: {_one_line(error)}", err=True)
+            click.echo(f"error: {_error_line(error)}", err=True)
             sys.exit(2)
         except PermissionError as error:
             click.echo(f"error: {error.filename}: permission denied", err=True)
@@ -55,8 +56,7 @@ def _friendly_errors(command: F) -> F:
             if getattr(error, "errno", None) == 28:  # ENOSPC
                 click.echo(f"error: {error.filename or 'output'}: no space left on device", err=True)
             else:
-                reason = error.strerror or " ".join(str(error).split()) or type(error).__name__
-                click.echo(f"error: {error.filename or 'output'}: {reason}", err=True)
+                click.echo(f"error: {error.filename or 'output'}: {error.strerror or one_line(error)}", err=True)
             sys.exit(2)
         except MemoryError:
             click.echo("error: out of memory (MemoryError); try fewer --workers or a smaller --patch or batch",
@@ -140,7 +140,8 @@ def cameras_import_darktable(file: Path, out_dir: Path, maker: str | None, model
 # --------------------------------------------------------------------------------------- convert
 
 
-def _expand_images(images: tuple[str, ...], max_pixels: int = 2**28) -> list[tuple[str, Callable[[], Any]]]:
+def _expand_images(images: tuple[str, ...],
+                   max_pixels: int = DEFAULT_MAX_PIXELS) -> list[tuple[str, Callable[[], Any]]]:
     """Turn the IMAGE arguments into (name, loader) pairs; ``samples`` means the built-in photos."""
     from raw_synth.corpora import list_samples, load_sample
     from raw_synth.io import read_image
@@ -166,7 +167,7 @@ def _expand_images(images: tuple[str, ...], max_pixels: int = 2**28) -> list[tup
               help="Camera profile (bundled name or YAML path): CFA, bit depth, black and white level.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random camera of each image (upi).")
 @click.option("--preview/--no-preview", default=False, help="Also write a PNG of the RAW rendered back to sRGB.")
-@click.option("--max-pixels", default=2**28, show_default=True, type=click.IntRange(min=1),
+@click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(min=1),
               help="Refuse an image whose header claims more pixels (height x width), before decoding it.")
 @_friendly_errors
 def convert(images: tuple[str, ...], out_dir: Path, engine_name: str, model: str | None, camera: str, seed: int,
@@ -342,7 +343,7 @@ def noise_eval(sidd_dir: Path, models: str | None, out_dir: Path, camera_codes: 
               help="Photo sources: decode photos shrunk by this factor, a box average (part of the store's identity).")
 @click.option("--cache-mb", default=1024, show_default=True, type=click.IntRange(min=0),
               help="Decoded photos each worker keeps in memory, in MiB (speed and memory only).")
-@click.option("--max-pixels", default=2**28, show_default=True, type=click.IntRange(min=1),
+@click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(min=1),
               help="Photo sources: skip images whose header claims more pixels (height x width), before decoding "
                    "(part of the store's identity).")
 @click.option("--resume-check", default="checksum", show_default=True, type=click.Choice(["checksum", "structure"]),

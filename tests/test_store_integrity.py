@@ -457,7 +457,7 @@ def test_a_store_error_inside_a_dataloader_worker_is_one_line() -> None:
     """torch re-raises a worker's exception with the worker's traceback in its message; the CLI keeps one line."""
     from torch._utils import ExceptionWrapper
 
-    from raw_synth_cli.cli import _one_line
+    from raw_synth_cli.cli import _error_line
 
     try:
         raise RawSynthError("/s/shard-000001.zarr: sample 5 column noisy: data does not match its stored CRC-32C")
@@ -466,6 +466,6 @@ def test_a_store_error_inside_a_dataloader_worker_is_one_line() -> None:
     with pytest.raises(RawSynthError) as info:
         wrapper.reraise()
     assert "\n" in str(info.value)
-    assert _one_line(info.value) == ("/s/shard-000001.zarr: sample 5 column noisy: data does not match its stored "
+    assert _error_line(info.value) == ("/s/shard-000001.zarr: sample 5 column noisy: data does not match its stored "
                                      "CRC-32C")
-    assert _one_line(RawSynthError("plain")) == "plain"
+    assert _error_line(RawSynthError("plain")) == "plain"

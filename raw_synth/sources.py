@@ -75,18 +75,14 @@ if TYPE_CHECKING:  # raw_synth.io imports torch; a client resolving a procedural
 
 __all__ = [
     "DEFAULT_CACHE_BYTES",
-    "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
     "ImageCache",
     "Skipped",
     "SourcePatch",
     "Sources",
-    "header_size",
     "procedural_corpora",
-    "raise_pillow_threshold",
     "resolve_sources",
     "scan_image",
-    "too_large_reason",
 ]
 
 logger = logging.getLogger(__name__)
@@ -281,9 +277,8 @@ class Sources:
             else:
                 from raw_synth.io.images import decode_image
 
-                # at the default limit, the plain call: decode_image's default is the same 2**28
-                limit = {} if self.max_pixels == DEFAULT_MAX_PIXELS else {"max_pixels": self.max_pixels}
-                image = _CACHE.decode(key, lambda: decode_image(self.paths[item], self.downscale, **limit),
+                image = _CACHE.decode(key, lambda: decode_image(self.paths[item], self.downscale,
+                                                                max_pixels=self.max_pixels),
                                       name=self._name(item))
             _CACHE.put(key, image)
         return image

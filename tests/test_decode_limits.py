@@ -23,8 +23,9 @@ import raw_synth.io.images as images
 from pipelines.config import LEGACY_DEFAULTS, GenerateConfig, check_config
 from pipelines.run import generate
 from raw_synth.errors import RawSynthError
+from raw_synth.image_header import DEFAULT_MAX_PIXELS
 from raw_synth.io.images import decode_image, read_image
-from raw_synth.sources import DEFAULT_MAX_PIXELS, resolve_sources, scan_image
+from raw_synth.sources import resolve_sources, scan_image
 from raw_synth.store import open_shards, verify_store
 from raw_synth_cli.cli import main
 

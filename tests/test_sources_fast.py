@@ -220,7 +220,8 @@ def test_crops_per_image_mapping_and_one_decode_per_k(tmp_path: Path, monkeypatc
 
     calls: list[str] = []
     real = images.decode_image
-    monkeypatch.setattr(images, "decode_image", lambda path, downscale=1: calls.append(path) or real(path, downscale))
+    monkeypatch.setattr(images, "decode_image",
+                        lambda path, downscale=1, **kw: calls.append(path) or real(path, downscale, **kw))
     monkeypatch.setattr(sources_module, "_CACHE", ImageCache(0))  # nothing resident: one image at a time
     no_cache = resolve_sources(str(root), patch=16, crops_per_image=4, cache_bytes=0)
     crops = [no_cache.load_patch(i, seed=9, patch=16, rng=np.random.default_rng(i)) for i in range(8)]

@@ -15,14 +15,16 @@ import struct
 import threading
 from pathlib import Path
 
-__all__ = ["DEFAULT_MAX_PIXELS", "TIFF_MAGIC", "header_size", "raise_pillow_threshold", "too_large_reason"]
+__all__ = ["DEFAULT_MAX_PIXELS", "PNG_SIGNATURE", "TIFF_MAGIC", "header_size", "png_header", "raise_pillow_threshold",
+           "too_large_reason"]
 
 #: Default ``--max-pixels``: the largest image (stored height x width) a source may hold, 16384 x
 #: 16384; also the default of :mod:`raw_synth.io.images`'s readers.
 DEFAULT_MAX_PIXELS = 2**28
 #: Guards the raise of Pillow's decompression-bomb threshold (scanning threads, decoders).
 _PILLOW_LIMIT_LOCK = threading.Lock()
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: The first bytes of every PNG file, and of the four kinds of TIFF (classic and Big, both byte orders).
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 
 
@@ -64,6 +66,16 @@ def raise_pillow_threshold(max_pixels: int) -> None:
             Image.MAX_IMAGE_PIXELS = int(max_pixels)
 
 
+def png_header(head: bytes) -> dict[str, int] | None:
+    """The IHDR of a PNG from its first 33 bytes: ``width``, ``height``, ``bit_depth``,
+    ``colour_type``, ``interlace``; ``None`` when ``head`` is not the start of a PNG."""
+    if len(head) < 33 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    width, height, bit_depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", head[16:29])
+    return {"width": width, "height": height, "bit_depth": bit_depth, "colour_type": colour_type,
+            "interlace": interlace}
+
+
 def header_size(path: str | Path) -> tuple[int, int] | None:
     """``(height, width)`` that a PNG's IHDR or a TIFF's first IFD claims, read without decoding anything.
 
@@ -78,12 +90,10 @@ def header_size(path: str | Path) -> tuple[int, int] | None:
     """
     try:
         with open(path, "rb") as handle:
-            head = handle.read(24)
-            if head.startswith(_PNG_SIGNATURE):
-                if len(head) < 24 or head[12:16] != b"IHDR":
-                    return None
-                width, height = struct.unpack(">II", head[16:24])
-                return int(height), int(width)
+            head = handle.read(33)
+            if head.startswith(PNG_SIGNATURE):
+                png = png_header(head)
+                return None if png is None else (int(png["height"]), int(png["width"]))
             if head[:4] not in TIFF_MAGIC:
                 return None
             return _tiff_ifd_size(handle, "<" if head[:2] == b"II" else ">", head)

@@ -59,14 +59,21 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from raw_synth.errors import RawSynthError, one_line
-from raw_synth.image_header import DEFAULT_MAX_PIXELS, header_size, raise_pillow_threshold, too_large_reason
+from raw_synth.image_header import (
+    DEFAULT_MAX_PIXELS,
+    PNG_SIGNATURE,
+    TIFF_MAGIC,
+    header_size,
+    png_header,
+    raise_pillow_threshold,
+    too_large_reason,
+)
 
 __all__ = ["CompactImage", "DEFAULT_MAX_PIXELS", "DOWNSCALES", "box_reduce", "decode_image", "read_image",
            "write_image", "apply_orientation"]
 
 logger = logging.getLogger(__name__)
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _EXIF_ORIENTATION = 0x0112
 #: Channels per pixel of each PNG colour type that has no palette.
 _PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
@@ -377,7 +384,7 @@ def _tiff_bits(image: Image.Image) -> int:
 
 def _is_tiff(file: Path) -> bool:
     with open(file, "rb") as handle:
-        return handle.read(4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+        return handle.read(4) in TIFF_MAGIC
 
 
 def _read_tiff_high_bit_depth(file: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, int]:
@@ -435,9 +442,9 @@ def _unit_float64(data: np.ndarray) -> np.ndarray:
 
 
 def _png_chunks(data: bytes):
-    if not data.startswith(_PNG_SIGNATURE):
+    if not data.startswith(PNG_SIGNATURE):
         raise SyntaxError("not a PNG file")
-    pos = len(_PNG_SIGNATURE)
+    pos = len(PNG_SIGNATURE)
     while pos + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[pos : pos + 8])
         body = data[pos + 8 : pos + 8 + length]
@@ -452,12 +459,7 @@ def _png_chunks(data: bytes):
 
 def _png_header(file: Path) -> dict[str, int] | None:
     with open(file, "rb") as handle:
-        head = handle.read(33)
-    if len(head) < 33 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
-        return None
-    width, height, bit_depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", head[16:29])
-    return {"width": width, "height": height, "bit_depth": bit_depth, "colour_type": colour_type,
-            "interlace": interlace}
+        return png_header(handle.read(33))
 
 
 def _read_png16(file: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -546,7 +548,7 @@ def _encode_png16(rgb16: np.ndarray) -> bytes:
     rows = np.concatenate([np.full((height, 1), 4, dtype=np.uint8), filtered], axis=1)
     header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
     return (
-        _PNG_SIGNATURE
+        PNG_SIGNATURE
         + _png_chunk(b"IHDR", header)
         + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
         + _png_chunk(b"IEND", b"")

@@ -65,11 +65,6 @@ class StoreLock:
         self.command = command
         self._fd: int | None = None
 
-    @property
-    def held(self) -> bool:
-        """True while this object holds the lock."""
-        return self._fd is not None
-
     def acquire(self) -> "StoreLock":
         """Take the lock or refuse.
 

@@ -8,8 +8,12 @@ crash and resume.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["sample_rng", "sample_torch_generator"]
 
@@ -29,6 +33,8 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
 
 def sample_torch_generator(seed: int, index: int, device: str | torch.device = "cpu") -> torch.Generator:
     """A torch generator seeded from ``(seed, index)``, independent of :func:`sample_rng`'s stream."""
+    import torch  # here, not at the top: numpy-only generation never loads torch
+
     state = np.random.SeedSequence([int(seed), int(index), 0x7F4A]).generate_state(1, dtype=np.uint64)[0]
     generator = torch.Generator(device=device)
     generator.manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)

@@ -30,6 +30,8 @@ problem. Missing sections and fields take the defaults below, so ``{}`` is a val
       device: auto          # auto, cpu, cuda, cuda:1, ...
       seed: 0
       checkpoint_every: 500
+      init: null            # start from this denoiser's weights (fine-tuning): a .safetensors
+                            # file or a bundled model name (denoiser-tiny); its network must match
     val:
       every: 500            # steps between validations (0: only at the end)
       max_samples: 64
@@ -152,6 +154,7 @@ class TrainSection:
     device: str = run_only("auto")
     seed: int = 0
     checkpoint_every: int = run_only(500)
+    init: str | None = None
 
     def check(self, at: str) -> None:
         """Validate the fields, naming them ``AT.field`` (normalises ``betas``)."""
@@ -174,6 +177,7 @@ class TrainSection:
             raise fail(f"{at}.device", f"expected auto, cpu, cuda or cuda:N, got {self.device!r}")
         integer(self.seed, f"{at}.seed", 0)
         integer(self.checkpoint_every, f"{at}.checkpoint_every", 0)
+        optional(text, self.init, f"{at}.init", "a checkpoint file, a bundled model name or null")
 
 
 @dataclass

@@ -171,6 +171,38 @@ def _check_resume_config(stored: TrainConfig, given: TrainConfig, out: Path) -> 
                            "use --restart to start over, or another --out")
 
 
+def _initial_weights(spec: str, model: SSDNetDenoiser) -> dict[str, torch.Tensor]:
+    """The weights ``train.init`` names, checked to fit ``model`` (fine-tuning starts from them).
+
+    Args:
+        spec: A denoiser ``.safetensors`` file, or the name of a bundled model (``denoiser-tiny``).
+        model: The network the recipe builds.
+
+    Returns:
+        A state dict for ``model``.
+
+    Raises:
+        RawSynthError: ``"train.init SPEC: ..."`` if there is no such file or bundled model, or its
+            network differs from the recipe's.
+    """
+    from raw_synth.bundled_checkpoints import bundled_checkpoint_path
+    from raw_synth.checkpoint import load_model
+
+    path = Path(spec)
+    if not path.is_file():
+        bundled = bundled_checkpoint_path(f"{spec}.safetensors")
+        if "/" in spec or not bundled.is_file():
+            raise RawSynthError(f"train.init {spec}: no such checkpoint file or bundled model")
+        path = bundled
+    source, _ = load_model(path, kind="denoiser")
+    theirs, ours = source.config.to_dict(), model.config.to_dict()
+    if theirs != ours:
+        field = next(k for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k))
+        raise RawSynthError(f"train.init {spec}: its network differs from the recipe's ({field}: "
+                            f"{theirs.get(field)!r} in the checkpoint, {ours.get(field)!r} in the recipe)")
+    return source.state_dict()
+
+
 def _batches(order: list[int], batch_size: int) -> list[list[int]]:
     return [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
 
@@ -261,6 +293,8 @@ class _DenoiserTask(harness.TaskAdapter):
         self.amp_dtype = harness.amp_dtype(tc.amp, device)
         torch.manual_seed(tc.seed)
         self.model: SSDNetDenoiser = create_denoiser(cfg.network.name, **cfg.network.overrides).to(device)
+        if tc.init is not None:
+            self.model.load_state_dict(_initial_weights(tc.init, self.model))
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr,
                                            betas=tuple(tc.betas),  # type: ignore[arg-type]
                                            weight_decay=tc.weight_decay)

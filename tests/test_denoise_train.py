@@ -145,3 +145,29 @@ def test_run_errors(store: Path, tmp_path: Path) -> None:
     train_denoiser(recipe(max_steps=2), store, tmp_path / "e")
     with pytest.raises(RawSynthError, match=r"cannot resume with a different recipe \(train.lr: 0.002 != 0.1\)"):
         train_denoiser(recipe(lr=0.1), store, tmp_path / "e", resume=True)
+
+
+def test_init_starts_from_a_checkpoint_and_checks_it(store: Path, tmp_path: Path) -> None:
+    first = train_denoiser(recipe(max_steps=2), store, tmp_path / "first")
+    # lr 0 (min_lr 0): the fine-tuned weights stay exactly those of the checkpoint it starts from
+    frozen = recipe(max_steps=1, lr=1e-12, min_lr=0.0, weight_decay=0.0, init=str(first.model_path))
+    tuned = train_denoiser(frozen, store, tmp_path / "tuned")
+    a, _ = load_denoiser(first.model_path)
+    b, _ = load_denoiser(tuned.model_path)
+    assert all(torch.allclose(a.state_dict()[k], b.state_dict()[k], atol=1e-9) for k in a.state_dict())
+    scratch = train_denoiser(recipe(max_steps=1, lr=1e-12, min_lr=0.0, weight_decay=0.0), store, tmp_path / "s")
+    c, _ = load_denoiser(scratch.model_path)
+    assert not all(torch.equal(a.state_dict()[k], c.state_dict()[k]) for k in a.state_dict())
+    # the bundled model by name; it is a full-size denoiser-tiny, so this tiny recipe does not fit it
+    differs = (r"train.init denoiser-tiny: its network differs from the recipe's "
+               r"\(dec_blocks: \[1, 1, 1\] in the checkpoint, \[0, 1, 1\] in the recipe\)")
+    with pytest.raises(RawSynthError, match=differs):
+        train_denoiser(recipe(init="denoiser-tiny"), store, tmp_path / "bundled")
+    with pytest.raises(RawSynthError, match=r"train.init nowhere.safetensors: no such checkpoint file or bundled"):
+        train_denoiser(recipe(init="nowhere.safetensors"), store, tmp_path / "missing")
+    with pytest.raises(RawSynthError, match=r"train.init: expected a checkpoint file, a bundled model name or null"):
+        TrainConfig.from_dict(recipe(init=3))
+    # init is part of the run's identity: a resume with another starting point is refused
+    with pytest.raises(RawSynthError, match=r"cannot resume with a different recipe \(train.init: "):
+        train_denoiser(recipe(max_steps=1, lr=1e-12, min_lr=0.0, weight_decay=0.0), store, tmp_path / "tuned",
+                       resume=True)

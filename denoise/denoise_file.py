@@ -208,6 +208,7 @@ def denoise_file(
     preview: str | Path | None = None,
     tile: int = 256,
     device: str = "cpu",
+    ensemble: int = 1,
 ) -> DenoiseResult:
     """Denoise a RAW file into a DNG.
 
@@ -223,6 +224,8 @@ def denoise_file(
         preview: Optional PNG: noisy input and denoised output side by side.
         tile: Tile side in packed pixels.
         device: Torch device.
+        ensemble: Average over this many Bayer-preserving flips/turns (1, 2, 4 or 8): about
+            +0.2 dB at 8, for 8x the time (:func:`denoise.ensemble.geometric_ensemble`).
 
     Returns:
         A :class:`DenoiseResult`.
@@ -231,6 +234,7 @@ def denoise_file(
         RawSynthError: One line naming the file or option: unreadable input, missing mosaic
             levels, a bad checkpoint, an unusable camera profile, an unwritable output.
     """
+    from denoise.ensemble import check_ensemble
     from denoise.inference import denoise_packed, load_denoiser
     from raw_synth.cfa import pack, red_offset, restore, unify, unpack
     from raw_synth.io import write_dng
@@ -242,6 +246,7 @@ def denoise_file(
         raise RawSynthError(f"{out}: is the input file; choose another --out")
     if not out.parent.is_dir():
         raise RawSynthError(f"{out}: output folder {out.parent} does not exist")
+    check_ensemble(ensemble, "--ensemble")
     checkpoint = Path(model_path) if model_path is not None else bundled_denoiser()
     model, meta = load_denoiser(checkpoint, device=device)
     raw = _read_input(source, cfa, black, white)
@@ -260,7 +265,7 @@ def denoise_file(
         logger.info("%s: blind model, no noise level needed", source)
 
     with torch.inference_mode():
-        denoised_rggb = denoise_packed(model, unified, shot, read, tile=tile, device=device)
+        denoised_rggb = denoise_packed(model, unified, shot, read, tile=tile, device=device, ensemble=ensemble)
     if not np.isfinite(denoised_rggb).all():  # the DNG writer would store NaN as 0: write nothing
         raise RawSynthError(f"{checkpoint}: the denoiser gave non-finite values for {source}; no DNG written")
     denoised = pack(restore(unpack(denoised_rggb, "RGGB"), native, "pad"), native)

@@ -39,6 +39,7 @@ def run_eval_sidd(
     srgb: bool = True,
     plots: bool = True,
     progress: bool = False,
+    ensemble: int = 1,
 ) -> SiddEvaluation:
     """What ``raw-synth eval-sidd`` runs: load, evaluate, write submissions and the report.
 
@@ -64,6 +65,7 @@ def run_eval_sidd(
         srgb: compute sRGB scores (needs metadata).
         plots: draw the PNG figures (``report.json``/``report.md`` are always written).
         progress: tqdm bar on stderr.
+        ensemble: self-ensemble size for the checkpoints (1, 2, 4 or 8; rows named ``STEM-xN``).
 
     Returns:
         The :class:`SiddEvaluation` (its report is written).
@@ -83,7 +85,7 @@ def run_eval_sidd(
     skipped: list[str] = []
     for spec in ordered:  # fail on a bad --model before reading blocks
         try:
-            methods.append(load_method(spec, device))
+            methods.append(load_method(spec, device, ensemble=ensemble))
         except MissingPackageError as exc:
             if spec in specs:  # asked for by name: an error; added by ``baselines``: skipped
                 raise
@@ -100,6 +102,7 @@ def run_eval_sidd(
         "cfa_argument": cfa if cfa is None or isinstance(cfa, str) else list(cfa),
         "device": str(device),
         "models": specs,
+        "ensemble": ensemble,
     }
     evaluation = evaluate_sidd(data, infos, methods, noise=noise, batch_size=batch_size, srgb=srgb,
                                n_crops=4 if plots else 0, progress=progress, settings=settings)

@@ -51,6 +51,7 @@ from denoise.baselines import (
     BlockDenoiser,
     require_package,
 )
+from denoise.ensemble import check_ensemble, geometric_ensemble
 from denoise.sidd import (
     ImageInfo,
     SiddSplit,
@@ -122,7 +123,7 @@ class Method:
 
 
 def model_method(model: torch.nn.Module, name: str, device: Union[str, torch.device] = "cpu",
-                 description: str = "", **extra: Any) -> Method:
+                 description: str = "", ensemble: int = 1, **extra: Any) -> Method:
     """Wrap a denoiser that follows the contract as a :class:`Method`.
 
     Args:
@@ -131,12 +132,15 @@ def model_method(model: torch.nn.Module, name: str, device: Union[str, torch.dev
         name: row label.
         device: where to run it.
         description: one line for the report.
+        ensemble: average over this many Bayer-preserving flips/turns (1, 2, 4 or 8;
+            :func:`denoise.ensemble.geometric_ensemble`).
         **extra: stored in :attr:`Method.info` / ``checkpoint`` / ``sha256`` if given.
 
     Returns:
         The method; its outputs are clamped to [0, 1] and returned as float32 numpy.
     """
     conditioned = bool(getattr(getattr(model, "config", None), "conditioned", False))
+    check_ensemble(ensemble)
     dev = torch.device(device)
     model = model.to(dev).eval()
     # model.predict takes any size; a bare forward gets the blocks padded to a multiple of 16.
@@ -144,8 +148,8 @@ def model_method(model: torch.nn.Module, name: str, device: Union[str, torch.dev
 
     def run_model(noisy_t: torch.Tensor, variance_t: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if pad_multiple == 1:
-            return {"out": model.predict(noisy_t, variance_t)}
-        return {"out": model(noisy_t, variance=variance_t)}
+            return {"out": geometric_ensemble(model.predict, noisy_t, variance_t, ensemble)}
+        return {"out": geometric_ensemble(lambda x, v: model(x, variance=v), noisy_t, variance_t, ensemble)}
 
     def run(noisy: np.ndarray, shot: np.ndarray, read: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(noisy, dtype=np.float32)).to(dev)
@@ -164,16 +168,21 @@ def model_method(model: torch.nn.Module, name: str, device: Union[str, torch.dev
     checkpoint = extra.pop("checkpoint", None)
     sha = extra.pop("sha256", None)
     desc = description or f"{type(model).__name__} ({'conditioned on the noise level' if conditioned else 'blind'})"
-    return Method(name, "checkpoint", desc, conditioned, run, checkpoint, sha, {"conditioned": conditioned, **extra})
+    if ensemble > 1:
+        desc += f", self-ensemble of {ensemble} flips/turns"
+    info = {"conditioned": conditioned, "ensemble": ensemble, **extra}
+    return Method(name, "checkpoint", desc, conditioned, run, checkpoint, sha, info)
 
 
-def load_method(spec: str, device: Union[str, torch.device] = "cpu") -> Method:
+def load_method(spec: str, device: Union[str, torch.device] = "cpu", ensemble: int = 1) -> Method:
     """A method from a ``--model`` value: a baseline name or a denoiser checkpoint.
 
     Args:
         spec: ``identity``, ``anscombe-nlm``, ``anscombe-bm3d``, or a ``.safetensors`` checkpoint
             saved with ``raw_synth.checkpoint.save_model(..., kind="denoiser")``.
         device: for checkpoints.
+        ensemble: for checkpoints, the self-ensemble size (1, 2, 4 or 8); the row is named
+            ``STEM-x8`` when it is above 1.
 
     Returns:
         :class:`Method`.
@@ -195,8 +204,10 @@ def load_method(spec: str, device: Union[str, torch.device] = "cpu") -> Method:
             f"--model {name}: no such checkpoint file and not a baseline ({', '.join(BASELINES)})")
     from raw_synth.checkpoint import file_sha256, load_model
 
+    check_ensemble(ensemble, "--ensemble")
     model, meta = load_model(path, kind="denoiser", device=device)
-    return model_method(model, path.stem, device, checkpoint=str(path), sha256=file_sha256(path),
+    name = path.stem if ensemble == 1 else f"{path.stem}-x{ensemble}"
+    return model_method(model, name, device, ensemble=ensemble, checkpoint=str(path), sha256=file_sha256(path),
                         architecture=meta.get("architecture"), config=meta.get("config"), extra=meta.get("extra"))
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from denoise.ensemble import check_ensemble, geometric_ensemble
 from raw_synth.errors import RawSynthError
 from raw_synth.noise_level import NoiseLevel
 from raw_synth.per_plane import per_plane
@@ -99,6 +100,7 @@ def denoise_packed(
     device: str | torch.device = "cpu",
     clamp: bool = True,
     tile_batch: int = 1,
+    ensemble: int = 1,
 ) -> np.ndarray:
     """Denoise one packed RAW image tile by tile.
 
@@ -116,6 +118,8 @@ def denoise_packed(
         device: Where to run (tiles are moved there one call at a time; the result is on the CPU).
         clamp: Clamp the output to [0, 1].
         tile_batch: Tiles of one size run in one forward pass (border tiles differ in size).
+        ensemble: Average over this many Bayer-preserving flips/turns of each tile (1, 2, 4 or 8;
+            :func:`denoise.ensemble.geometric_ensemble`); costs that many forward passes.
 
     Returns:
         float32 ``(4, h, w)`` denoised RAW.
@@ -129,6 +133,7 @@ def denoise_packed(
     if not np.issubdtype(arr.dtype, np.floating) or not np.all(np.isfinite(arr)):
         raise RawSynthError("noisy: expected finite floating-point values (normalised RAW)")
     tile, overlap = _check_tile(tile, overlap)
+    check_ensemble(ensemble)
     conditioned = bool(getattr(getattr(model, "config", None), "conditioned", False))
     if conditioned and (shot is None or read is None):
         raise RawSynthError("shot/read: this denoiser is conditioned on the noise level; give both")
@@ -139,7 +144,7 @@ def denoise_packed(
     inputs = [source] if variance is None else [source, torch.from_numpy(variance)[None]]
 
     def run(part: torch.Tensor, var: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        pred = model.predict(part, var).float()
+        pred = geometric_ensemble(model.predict, part, var, ensemble).float()
         return {"out": pred.clamp(0.0, 1.0) if clamp else pred}
 
     try:

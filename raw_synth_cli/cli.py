@@ -446,6 +446,10 @@ def verify(store: Path) -> None:
 # ------------------------------------------------------------------------------------- eval-sidd
 
 
+_ENSEMBLE_HELP = ("Average each checkpoint over this many Bayer-preserving flips/turns of the input (about +0.2 dB "
+                  "at 8, for 8x the time).")
+
+
 @main.command("eval-sidd")
 @click.option("--sidd-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder with ValidationNoisyBlocksRaw.mat + ValidationGtBlocksRaw.mat, "
@@ -469,18 +473,20 @@ def verify(store: Path) -> None:
               help="Also score identity and anscombe-nlm (validation split).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--ensemble", type=click.Choice(["1", "2", "4", "8"]), default="1", show_default=True,
+              help=_ENSEMBLE_HELP)
 @click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
 @_friendly_errors
 def eval_sidd(sidd_dir: Path, models: tuple[str, ...], out_dir: Path, split: str, metadata_dir: Path | None,
               max_images: int | None, cfa: str | None, noise: str, baselines: bool, device: str,
-              batch_size: int, no_plots: bool) -> None:
+              batch_size: int, ensemble: str, no_plots: bool) -> None:
     """Denoise the SIDD validation or benchmark RAW blocks, score them and write a report."""
     from denoise.eval_sidd import run_eval_sidd
     from denoise.report import format_summary
 
     evaluation = run_eval_sidd(sidd_dir, list(models), out_dir, split=split, metadata_dir=metadata_dir,
                                max_images=max_images, cfa=cfa, noise=noise, baselines=baselines, device=device,
-                               batch_size=batch_size, plots=not no_plots, progress=True)
+                               batch_size=batch_size, plots=not no_plots, progress=True, ensemble=int(ensemble))
     click.echo(format_summary(evaluation, out_dir))
 
 
@@ -559,14 +565,17 @@ def train_denoiser_command(data_dir: Path | None, out_dir: Path, config: str | N
               help="Also write a before/after sRGB preview PNG.")
 @click.option("--tile", default=256, show_default=True, type=click.IntRange(min=32))
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--ensemble", type=click.Choice(["1", "2", "4", "8"]), default="1", show_default=True,
+              help=_ENSEMBLE_HELP)
 @_friendly_errors
 def denoise_command(in_path: Path, model: str | None, out_path: Path, cfa: str | None, black: float | None,
-                    white: float | None, camera: str | None, preview: Path | None, tile: int, device: str) -> None:
+                    white: float | None, camera: str | None, preview: Path | None, tile: int, device: str,
+                    ensemble: str) -> None:
     """Denoise a real RAW file (DNG or any rawpy format, or a bare mosaic) into a DNG."""
     from denoise.denoise_file import denoise_file
 
     result = denoise_file(in_path, model, out_path, cfa=cfa, black=black, white=white, camera=camera,
-                          preview=preview, tile=tile, device=device)
+                          preview=preview, tile=tile, device=device, ensemble=int(ensemble))
     click.echo(f"{result.out}: {result.size[1]}x{result.size[0]} {result.cfa}, noise level: "
                f"{result.noise_source}, {result.seconds:.1f} s")
 

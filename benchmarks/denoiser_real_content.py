@@ -24,12 +24,14 @@ PSNR is computed on the packed RAW (all 4 planes, data range 1) with the output 
 [0, 1]; the table lists the mean over the crops of each frame and level, and the mean of those
 nine cells. Methods: ``noisy`` (the input), ``anscombe-nlm``, ``anscombe-bm3d`` (needs
 ``pip install "raw-synth[bm3d]"``; skipped with a note when absent) and any number of denoiser
-checkpoints (the bundled ``denoiser-tiny`` by default).
+checkpoints (the bundled ``denoiser-tiny`` by default), each also with the Bayer-preserving
+self-ensemble when ``--ensemble 8`` is given.
 
 With ``--shards STORE`` it also scores the same methods on the first ``--shard-samples``
 samples of a raw-synth store (each with its own stored noise level): the synthetic check.
 
     python benchmarks/denoiser_real_content.py                       # bundled model vs baselines
+    python benchmarks/denoiser_real_content.py --ensemble 1 --ensemble 8   # plain and self-ensembled rows
     python benchmarks/denoiser_real_content.py --model runs/x/model.safetensors --model denoiser-tiny \\
         --shards runs/card/g4-deadleaves --shards runs/card/g4-vibrant --json out.json --markdown out.md
 """
@@ -123,8 +125,12 @@ def psnr(pred: np.ndarray, gt: np.ndarray) -> float:
     return metrics_psnr(np.clip(pred, 0.0, 1.0), gt)
 
 
-def load_methods(specs: list[str]) -> list:
-    """``noisy``, the classical baselines that can run here, and the checkpoints in ``specs``."""
+def load_methods(specs: list[str], ensembles: list[int] | None = None) -> list:
+    """``noisy``, the classical baselines that can run here, and the checkpoints in ``specs``.
+
+    Each checkpoint gets one row per self-ensemble size in ``ensembles`` (default ``[1]``; a size
+    above 1 names the row ``STEM-xN``, see :mod:`denoise.ensemble`).
+    """
     from denoise.evaluate import load_method
     from raw_synth.errors import RawSynthError
 
@@ -136,7 +142,7 @@ def load_methods(specs: list[str]) -> list:
             logger.warning("%s skipped: %s", baseline, error)
     for spec in specs:
         path = _checkpoint_path(spec)
-        methods.append(load_method(str(path)))
+        methods.extend(load_method(str(path), ensemble=n) for n in ensembles or [1])
     return methods
 
 
@@ -225,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder (default: ../shared/data)")
     parser.add_argument("--shards", type=Path, action="append", default=None,
                         help="also score on this raw-synth store (repeatable)")
+    parser.add_argument("--ensemble", type=int, action="append", default=None, choices=(1, 2, 4, 8),
+                        help="self-ensemble sizes to score each checkpoint with (repeatable; default 1)")
     parser.add_argument("--shard-samples", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
@@ -240,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     if not frames:
         print(f"no real frames found under {args.data}; nothing to score (skipped)")
         return 0
-    methods = load_methods(args.model or ["denoiser-tiny"])
+    methods = load_methods(args.model or ["denoiser-tiny"], args.ensemble)
     real = score_real(methods, frames, args.seed)
     shards = {str(store): score_shards(methods, store, args.shard_samples) for store in args.shards or []}
     table = markdown(real, frames, shards)

@@ -271,9 +271,14 @@ def _failure_line(exc: BaseException, what: str) -> str:
 
 
 def _run_in_process(shards: list[ShardPlan], job: ShardJob, on_done: Callable[[dict[str, Any]], None]) -> float:
-    """Run the shards one after the other in this process; return the time the first started."""
+    """Run the shards one after the other in this process; return the time the first started.
+
+    torch runs on one thread meanwhile, when the engine uses torch (a ``upi`` run never imports it).
+    """
+    from pipelines.worker import engine_uses_torch
+
     started = time.perf_counter()
-    with torch_threads(1):
+    with torch_threads(1 if engine_uses_torch(job.config) else None):
         for shard in shards:
             on_done(make_shard(shard.index, shard.start, shard.stop, job))
     return started

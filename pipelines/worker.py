@@ -32,7 +32,8 @@ from raw_synth.errors import RawSynthError
 from raw_synth.seeding import sample_rng
 from raw_synth.sources import Skipped, Sources
 
-__all__ = ["ShardJob", "get_engine", "make_sample", "make_shard", "clear_engine_cache", "peak_rss_bytes"]
+__all__ = ["ShardJob", "get_engine", "make_sample", "make_shard", "clear_engine_cache", "peak_rss_bytes",
+           "engine_uses_torch"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,15 @@ def engine_options(config: GenerateConfig) -> dict[str, Any]:
         return {}
     checkpoint = None if config.model is None else str(config.model)  # None: the bundled checkpoint
     return {"checkpoint": checkpoint, "device": config.device}
+
+
+def engine_uses_torch(config: GenerateConfig) -> bool:
+    """Whether the configured engine runs torch: every engine but ``upi`` (numpy Unprocessing).
+
+    Only then is torch's thread count pinned for a shard task. Setting it imports torch, which a
+    ``upi`` run otherwise never loads (its engine and the noise models work on numpy arrays).
+    """
+    return config.engine != "upi"
 
 
 def get_engine(config: GenerateConfig) -> InverseISP:
@@ -242,7 +252,7 @@ def make_shard(shard_index: int, start: int, stop: int, job: ShardJob) -> dict[s
     from raw_synth.store.writer import write_shard
 
     began, cpu_began = time.perf_counter(), time.process_time()
-    if _in_dask_worker():
+    if _in_dask_worker() and engine_uses_torch(job.config):
         set_torch_threads(1)
     records, failed = _make_records(job, range(int(start), int(stop)))
     info = write_shard(Path(job.out), int(shard_index), records, fmt=job.config.format,

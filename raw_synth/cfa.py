@@ -23,12 +23,12 @@ Example:
 
 from __future__ import annotations
 
-import sys
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import numpy as np
 
 from raw_synth.errors import RawSynthError
+from raw_synth.lazy_torch import is_tensor
 
 if TYPE_CHECKING:
     import torch
@@ -47,12 +47,6 @@ __all__ = [
 ]
 
 Array = TypeVar("Array", np.ndarray, "torch.Tensor")
-
-
-def _is_tensor(value: Any) -> bool:
-    """Whether ``value`` is a torch tensor, without importing torch (numpy-only callers never load it)."""
-    torch_module = sys.modules.get("torch")
-    return torch_module is not None and isinstance(value, torch_module.Tensor)
 
 #: The four Bayer patterns, named by their 2x2 tile read row by row.
 CFA_PATTERNS: tuple[str, ...] = ("RGGB", "GRBG", "GBRG", "BGGR")
@@ -135,7 +129,7 @@ def _check_even(shape: tuple[int, ...], what: str) -> None:
 
 
 def _stack(planes: list[Array], like: Array, dim: int) -> Array:
-    if _is_tensor(like):
+    if is_tensor(like):
         import torch
 
         return torch.stack(planes, dim=dim)
@@ -180,7 +174,7 @@ def unpack(packed: Array, cfa: str) -> Array:
         raise RawSynthError(f"packed RAW must have shape (..., 4, h, w), got {tuple(packed.shape)}")
     *lead, _, height, width = packed.shape
     out_shape = (*lead, 2 * height, 2 * width)
-    if _is_tensor(packed):
+    if is_tensor(packed):
         out = packed.new_empty(out_shape)
     else:
         out = np.empty(out_shape, dtype=packed.dtype)
@@ -203,7 +197,7 @@ def mosaic(rgb: Array, cfa: str) -> Array:
     Raises:
         RawSynthError: If the image has no 3-channel axis where expected or odd sizes.
     """
-    if _is_tensor(rgb):
+    if is_tensor(rgb):
         if rgb.ndim < 3 or rgb.shape[-3] != 3:
             raise RawSynthError(f"torch RGB must have shape (..., 3, H, W), got {tuple(rgb.shape)}")
         channels = rgb
@@ -281,7 +275,7 @@ def restore(unified: Array, cfa: str, mode: UnifyMode = "pad") -> Array:
 def _reflect_pad(array: Array, dy: int, dx: int) -> Array:
     if dy == 0 and dx == 0:
         return array[...]  # a view with the same contents; never the caller's object to mutate
-    if _is_tensor(array):
+    if is_tensor(array):
         import torch
 
         lead = array.shape[:-2]

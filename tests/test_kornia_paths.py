@@ -32,7 +32,6 @@ from raw_synth.isp.color import srgb_decode, srgb_encode
 from raw_synth.isp.demosaic import demosaic, demosaic_bilinear
 from raw_synth.metrics import SSIMLoss, ssim
 
-color_module = importlib.import_module("raw_synth.isp.color")
 demosaic_module = importlib.import_module("raw_synth.isp.demosaic")
 
 DTYPES = (torch.float32, torch.float64)
@@ -187,12 +186,14 @@ def test_srgb_encode_routes_images_through_kornia_and_other_shapes_elementwise(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[tuple[int, ...]] = []
+    linear_rgb_to_rgb = kornia.color.linear_rgb_to_rgb
 
     def spy(image: torch.Tensor) -> torch.Tensor:
         calls.append(tuple(image.shape))
-        return kornia.color.linear_rgb_to_rgb(image)
+        return linear_rgb_to_rgb(image)
 
-    monkeypatch.setattr(color_module, "linear_rgb_to_rgb", spy)
+    # srgb_encode imports kornia's function where it calls it (kornia loads only for tensors)
+    monkeypatch.setattr(kornia.color, "linear_rgb_to_rgb", spy)
     srgb_encode(torch.rand(2, 3, 4, 4))
     assert calls == [(2, 3, 4, 4)]
     for shape in [(97,), (4, 4, 3), (2, 4, 5, 5)]:  # no colour axis of 3 at -3

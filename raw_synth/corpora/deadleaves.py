@@ -33,7 +33,6 @@ import logging
 import math
 
 import numpy as np
-from scipy import ndimage
 
 from raw_synth.errors import RawSynthError
 
@@ -240,6 +239,8 @@ def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     radius = int(4.0 * sigma + 0.5)
     height, width, channels = img.shape
     if radius > _BLUR_MAX_RADIUS or radius >= min(height, width):
+        from scipy import ndimage  # here, not at the top: only wide kernels and tiny images need scipy
+
         return ndimage.gaussian_filter(img, sigma=(sigma, sigma, 0.0), mode="reflect")
     if radius == 0:
         return img

@@ -11,9 +11,15 @@
 
 Packed RAW is ``(4, h, w)`` numpy or ``(B, 4, h, w)`` torch in R, Gr, Gb, B order; numpy RGB is
 ``(H, W, 3)``, torch RGB ``(B, 3, H, W)``.
+
+Importing this package does not import torch (nor kornia): the modules load it where they work on
+tensors, and the ``nn.Module`` classes :class:`Demosaic` and :class:`ForwardISP` are defined on
+first access.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from raw_synth.isp.color import (
     RGB_TO_XYZ,
@@ -29,14 +35,13 @@ from raw_synth.isp.color import (
     xyz_to_cam_from_rgb_to_cam,
 )
 from raw_synth.isp.demosaic import (
-    Demosaic,
     demosaic,
     demosaic_bilinear,
     demosaic_malvar,
     demosaic_numpy,
     packed_to_mosaic,
 )
-from raw_synth.isp.forward import ForwardISP, process_raw, render
+from raw_synth.isp.forward import process_raw, render
 from raw_synth.isp.unprocess import (
     XYZ_TO_CAM_MATRICES,
     UnprocessParams,
@@ -49,6 +54,7 @@ from raw_synth.isp.unprocess import (
     unprocess,
     unprocess_torch,
 )
+from raw_synth.lazy_torch import lazy_attribute
 
 __all__ = [
     "RGB_TO_XYZ",
@@ -82,3 +88,20 @@ __all__ = [
     "unprocess",
     "unprocess_torch",
 ]
+
+
+def _demosaic_class() -> type:
+    from raw_synth.isp.demosaic import Demosaic
+
+    return Demosaic
+
+
+def _forward_isp_class() -> type:
+    from raw_synth.isp.forward import ForwardISP
+
+    return ForwardISP
+
+
+def __getattr__(name: str) -> Any:
+    """``Demosaic`` and ``ForwardISP`` on first access (see :func:`raw_synth.lazy_torch.lazy_attribute`)."""
+    return lazy_attribute(__name__, name, {"Demosaic": _demosaic_class, "ForwardISP": _forward_isp_class})

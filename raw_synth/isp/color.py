@@ -2,7 +2,8 @@
 
 Every function accepts a numpy array or a torch tensor and returns the same kind, dtype and
 device. The torch versions are differentiable (the branches of piecewise functions are guarded
-so that no NaN gradient leaks from the unused branch).
+so that no NaN gradient leaks from the unused branch). torch and kornia are imported in the
+tensor branches only, so numpy callers never load them.
 
 * :func:`srgb_encode` / :func:`srgb_decode`: the piecewise sRGB transfer function of
   IEC 61966-2-1 (linear segment below 0.0031308, exponent 1/2.4 above). Torch images
@@ -31,13 +32,15 @@ Example:
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
-import torch
-from kornia.color import linear_rgb_to_rgb
 
 from raw_synth.errors import RawSynthError
+from raw_synth.lazy_torch import is_tensor
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "RGB_TO_XYZ",
@@ -53,7 +56,7 @@ __all__ = [
     "apply_ccm",
 ]
 
-Array = TypeVar("Array", np.ndarray, torch.Tensor)
+Array = TypeVar("Array", np.ndarray, "torch.Tensor")
 
 #: Linear sRGB (D65 white) to CIE XYZ, row-major: ``xyz = RGB_TO_XYZ @ rgb``.
 RGB_TO_XYZ: np.ndarray = np.array(
@@ -71,10 +74,6 @@ _SRGB_ENCODED_LIMIT = 0.04045  # encoded value where the decode curve switches b
 _GAMMA_FLOOR = 1e-8  # Brooks et al. clamp before the power law
 
 
-def _is_torch(x: object) -> bool:
-    return isinstance(x, torch.Tensor)
-
-
 def _is_torch_image(x: torch.Tensor) -> bool:
     """True for a tensor with a colour axis of 3 at ``-3`` (kornia's ``(*, 3, H, W)``)."""
     return x.ndim >= 3 and x.shape[-3] == 3
@@ -82,7 +81,9 @@ def _is_torch_image(x: torch.Tensor) -> bool:
 
 def _as_float(x: Array) -> Array:
     """Return ``x`` as a floating array (numpy float64 unless already floating)."""
-    if _is_torch(x):
+    if is_tensor(x):
+        import torch
+
         return x if x.is_floating_point() else x.to(torch.get_default_dtype())
     arr = np.asarray(x)
     return arr if np.issubdtype(arr.dtype, np.floating) else arr.astype(np.float64)
@@ -103,9 +104,13 @@ def srgb_encode(linear: Array) -> Array:
         Encoded values, same shape, type and (floating) dtype.
     """
     x = _as_float(linear)
-    if isinstance(x, torch.Tensor) and _is_torch_image(x):
+    if is_tensor(x) and _is_torch_image(x):
+        from kornia.color import linear_rgb_to_rgb
+
         return linear_rgb_to_rgb(x)
-    if _is_torch(x):
+    if is_tensor(x):
+        import torch
+
         safe = torch.clamp(x, min=_SRGB_LINEAR_LIMIT)
         return torch.where(x <= _SRGB_LINEAR_LIMIT, 12.92 * x, 1.055 * safe ** (1.0 / 2.4) - 0.055)
     safe = np.maximum(x, _SRGB_LINEAR_LIMIT)
@@ -131,7 +136,9 @@ def srgb_decode(encoded: Array) -> Array:
         Linear values, same shape, type and (floating) dtype.
     """
     x = _as_float(encoded)
-    if _is_torch(x):
+    if is_tensor(x):
+        import torch
+
         safe = torch.clamp(x, min=_SRGB_ENCODED_LIMIT)
         return torch.where(x <= _SRGB_ENCODED_LIMIT, x / 12.92, ((safe + 0.055) / 1.055) ** 2.4)
     safe = np.maximum(x, _SRGB_ENCODED_LIMIT)
@@ -149,7 +156,9 @@ def gamma_encode(linear: Array, gamma: float = 2.2) -> Array:
         Encoded values, same shape, type and (floating) dtype.
     """
     x = _as_float(linear)
-    if _is_torch(x):
+    if is_tensor(x):
+        import torch
+
         return torch.clamp(x, min=_GAMMA_FLOOR) ** (1.0 / gamma)
     out = np.maximum(x, _GAMMA_FLOOR)
     if isinstance(out, np.ndarray):  # in place on the new array (a 0-d input gives a scalar)
@@ -168,7 +177,9 @@ def gamma_decode(encoded: Array, gamma: float = 2.2) -> Array:
         Linear values, same shape, type and (floating) dtype.
     """
     x = _as_float(encoded)
-    if _is_torch(x):
+    if is_tensor(x):
+        import torch
+
         return torch.clamp(x, min=_GAMMA_FLOOR) ** gamma
     out = np.maximum(x, _GAMMA_FLOOR)
     if isinstance(out, np.ndarray):  # in place on the new array (a 0-d input gives a scalar)
@@ -223,7 +234,9 @@ def inverse_smoothstep(y: Array) -> Array:
         Values in [0, 1], same shape, type and (floating) dtype.
     """
     y = _as_float(y)
-    if _is_torch(y):
+    if is_tensor(y):
+        import torch
+
         y = torch.clamp(y, 0.0, 1.0)
         return 0.5 - torch.sin(torch.asin(1.0 - 2.0 * y) / 3.0)
     work = np.promote_types(y.dtype, np.float32)  # float16 is computed in float32
@@ -305,13 +318,15 @@ def rgb_to_cam_from_xyz_to_cam(xyz_to_cam: Array) -> Array:
         RawSynthError: On a wrong shape or a row that sums to (nearly) zero.
     """
     _check_matrix(xyz_to_cam, "xyz_to_cam")
-    if _is_torch(xyz_to_cam):
+    if is_tensor(xyz_to_cam):
+        import torch
+
         m = _as_float(xyz_to_cam)
         rgb2xyz = torch.tensor(RGB_TO_XYZ, dtype=m.dtype, device=m.device)
         product = m @ rgb2xyz
     else:
         product = np.asarray(xyz_to_cam, dtype=np.float64) @ RGB_TO_XYZ
-    sums = product.sum(-1, keepdims=True) if not _is_torch(product) else product.sum(-1, keepdim=True)
+    sums = product.sum(-1, keepdims=True) if not is_tensor(product) else product.sum(-1, keepdim=True)
     if bool((abs(sums) < 1e-12).any()):
         raise RawSynthError("xyz_to_cam: a row of xyz_to_cam @ RGB_TO_XYZ sums to zero; cannot normalise")
     return product / sums
@@ -335,7 +350,9 @@ def cam_to_rgb_from_xyz_to_cam(xyz_to_cam: Array) -> Array:
     """
     rgb2cam = rgb_to_cam_from_xyz_to_cam(xyz_to_cam)
     try:
-        if _is_torch(rgb2cam):
+        if is_tensor(rgb2cam):
+            import torch
+
             return torch.linalg.inv(rgb2cam)
         return np.linalg.inv(rgb2cam)
     except (np.linalg.LinAlgError, RuntimeError) as exc:  # torch raises a RuntimeError subclass
@@ -378,7 +395,9 @@ def apply_ccm(image: Array, ccm: Array) -> Array:
     Raises:
         RawSynthError: On mismatched types or shapes.
     """
-    if _is_torch(image):
+    if is_tensor(image):
+        import torch
+
         if image.ndim != 4 or image.shape[1] != 3:
             raise RawSynthError(f"image: expected torch shape (B, 3, H, W), got {tuple(image.shape)}")
         matrix = torch.as_tensor(ccm, dtype=image.dtype, device=image.device)
@@ -389,7 +408,7 @@ def apply_ccm(image: Array, ccm: Array) -> Array:
         raise RawSynthError(
             f"ccm: expected shape (3, 3) or ({image.shape[0]}, 3, 3), got {tuple(matrix.shape)}"
         )
-    if _is_torch(ccm):
+    if is_tensor(ccm):
         raise RawSynthError("ccm: got a torch tensor for a numpy image; pass a numpy (3, 3) matrix")
     arr = _as_float(np.asarray(image))
     if arr.ndim != 3 or arr.shape[-1] != 3:

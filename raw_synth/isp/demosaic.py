@@ -34,19 +34,23 @@ cropping gives exactly our result everywhere.
 :func:`demosaic_numpy` adds ``"menon"``: Menon, Andriani and Calvagno (2007) directional
 filtering with a-posteriori decision, taken from ``colour_demosaicing`` (numpy only, not
 differentiable, much slower; use it for high-quality previews, not for training).
+
+Importing this module does not import torch or kornia: the functions import them, and the
+``nn.Module`` :class:`Demosaic` is defined on first access
+(:func:`raw_synth.lazy_torch.lazy_attribute`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from kornia.color import CFA, raw_to_rgb
-from torch import nn
 
 from raw_synth.errors import RawSynthError
+from raw_synth.lazy_torch import is_tensor, lazy_attribute
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "DEMOSAIC_METHODS",
@@ -56,7 +60,7 @@ __all__ = [
     "demosaic_malvar",
     "demosaic",
     "demosaic_numpy",
-    "Demosaic",
+    "Demosaic",  # noqa: F822 (defined on first access, see __getattr__)
 ]
 
 DemosaicMethod = Literal["bilinear", "malvar"]
@@ -135,7 +139,7 @@ _SITE_RULES: dict[str, tuple[str, str, str, str]] = {
 
 
 def _check_packed(packed: torch.Tensor, name: str = "packed") -> None:
-    if not isinstance(packed, torch.Tensor):
+    if not is_tensor(packed):
         raise RawSynthError(f"{name}: expected a torch tensor of shape (B, 4, h, w), got {type(packed).__name__}")
     if packed.ndim != 4 or packed.shape[1] != 4:
         raise RawSynthError(f"{name}: expected shape (B, 4, h, w), got {tuple(packed.shape)}")
@@ -159,12 +163,17 @@ def packed_to_mosaic(packed: torch.Tensor) -> torch.Tensor:
     """
     if packed.ndim != 4 or packed.shape[1] != 4:
         raise RawSynthError(f"packed: expected shape (B, 4, h, w), got {tuple(packed.shape)}")
+    import torch.nn.functional as F
+
     # pixel_shuffle sends channel 2*i + j to offset (i, j): exactly the R, Gr, Gb, B order.
     return F.pixel_shuffle(packed, 2)
 
 
 def _demosaic_with(packed: torch.Tensor, kernels: dict[str, list[list[float]]]) -> torch.Tensor:
     _check_packed(packed)
+    import torch
+    import torch.nn.functional as F
+
     mosaic = packed_to_mosaic(packed)
     weight = torch.tensor(
         [kernels[name] for name in _KERNEL_ORDER], dtype=packed.dtype, device=packed.device
@@ -202,6 +211,8 @@ def demosaic_bilinear(packed: torch.Tensor) -> torch.Tensor:
         RawSynthError: On a wrong shape or a non-floating dtype.
     """
     _check_packed(packed)
+    from kornia.color import CFA, raw_to_rgb
+
     return raw_to_rgb(packed_to_mosaic(packed), CFA.BG)
 
 
@@ -267,6 +278,8 @@ def demosaic_numpy(packed: np.ndarray, method: NumpyDemosaicMethod = "bilinear")
         raise RawSynthError(f"packed: expected shape (4, h, w), got {tuple(arr.shape)}")
     if method not in DEMOSAIC_METHODS:
         raise RawSynthError(f"demosaic: unknown method {method!r}: expected one of {', '.join(DEMOSAIC_METHODS)}")
+    import torch
+
     if method == "menon":
         from colour_demosaicing import demosaicing_CFA_Bayer_Menon2007  # slow import; only here
 
@@ -281,27 +294,39 @@ def demosaic_numpy(packed: np.ndarray, method: NumpyDemosaicMethod = "bilinear")
     return rgb[0].permute(1, 2, 0).contiguous().numpy()
 
 
-class Demosaic(nn.Module):
-    """``nn.Module`` wrapper of :func:`demosaic` (no parameters).
+def _define_demosaic() -> type:
+    """Define :class:`Demosaic`, on first access (it subclasses ``torch.nn.Module``: this imports torch)."""
+    from torch import nn
 
-    Args:
-        method: ``"bilinear"`` or ``"malvar"``.
+    class Demosaic(nn.Module):
+        """``nn.Module`` wrapper of :func:`demosaic` (no parameters).
 
-    Shape:
-        input ``(B, 4, h, w)`` packed RAW, output ``(B, 3, 2h, 2w)`` linear RGB.
-    """
+        Args:
+            method: ``"bilinear"`` or ``"malvar"``.
 
-    def __init__(self, method: DemosaicMethod = "bilinear") -> None:
-        super().__init__()
-        if method not in TORCH_DEMOSAIC_METHODS:
-            raise RawSynthError(
-                f"method: unknown demosaic method {method!r}: expected one of {', '.join(TORCH_DEMOSAIC_METHODS)}"
-            )
-        self.method = method
+        Shape:
+            input ``(B, 4, h, w)`` packed RAW, output ``(B, 3, 2h, 2w)`` linear RGB.
+        """
 
-    def forward(self, packed: torch.Tensor) -> torch.Tensor:
-        """Demosaic ``packed`` ``(B, 4, h, w)`` into ``(B, 3, 2h, 2w)``."""
-        return demosaic(packed, self.method)
+        def __init__(self, method: DemosaicMethod = "bilinear") -> None:
+            super().__init__()
+            if method not in TORCH_DEMOSAIC_METHODS:
+                raise RawSynthError(
+                    f"method: unknown demosaic method {method!r}: "
+                    f"expected one of {', '.join(TORCH_DEMOSAIC_METHODS)}"
+                )
+            self.method = method
 
-    def extra_repr(self) -> str:
-        return f"method={self.method!r}"
+        def forward(self, packed: torch.Tensor) -> torch.Tensor:
+            """Demosaic ``packed`` ``(B, 4, h, w)`` into ``(B, 3, 2h, 2w)``."""
+            return demosaic(packed, self.method)
+
+        def extra_repr(self) -> str:
+            return f"method={self.method!r}"
+
+    return Demosaic
+
+
+def __getattr__(name: str) -> Any:
+    """``Demosaic`` on first access (see :func:`raw_synth.lazy_torch.lazy_attribute`)."""
+    return lazy_attribute(__name__, name, {"Demosaic": _define_demosaic})

@@ -14,22 +14,27 @@ Pipeline of :func:`process_raw`, in order:
 With ``gamma="2.2"``, ``tone=False``, gains ``[red, 1, 1, blue]`` and bilinear demosaicing this
 is the forward process of Brooks et al. (2019) (:func:`raw_synth.isp.unprocess.process` calls
 it that way). Gradients flow through everything except clipped values.
+
+Importing this module does not import torch: the functions import it, and the ``nn.Module``
+:class:`ForwardISP` is defined on first access (:func:`raw_synth.lazy_torch.lazy_attribute`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
-from torch import nn
 
 from raw_synth.errors import RawSynthError
 from raw_synth.isp.color import apply_ccm, gamma_encode, smoothstep, srgb_encode
 from raw_synth.isp.demosaic import DEMOSAIC_METHODS, TORCH_DEMOSAIC_METHODS, demosaic_numpy
 from raw_synth.isp.demosaic import demosaic as _demosaic_torch  # process_raw's argument shadows the name
+from raw_synth.lazy_torch import is_tensor, lazy_attribute
 
-__all__ = ["GAMMAS", "process_raw", "ForwardISP", "render"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["GAMMAS", "process_raw", "ForwardISP", "render"]  # noqa: F822 (ForwardISP: see __getattr__)
 
 Gamma = Literal["srgb", "2.2"]
 
@@ -43,7 +48,7 @@ def _check_gamma(gamma: str) -> None:
 
 
 def _check_packed(packed: torch.Tensor) -> None:
-    if not isinstance(packed, torch.Tensor):
+    if not is_tensor(packed):
         raise RawSynthError(f"packed: expected a torch tensor of shape (B, 4, h, w), got {type(packed).__name__}")
     if packed.ndim != 4 or packed.shape[1] != 4:
         raise RawSynthError(f"packed: expected shape (B, 4, h, w), got {tuple(packed.shape)}")
@@ -53,6 +58,8 @@ def _check_packed(packed: torch.Tensor) -> None:
 
 def _wb_planes(wb: "torch.Tensor | np.ndarray | list[float]", like: torch.Tensor) -> torch.Tensor:
     """Return white-balance gains as ``(B, 4, 1, 1)`` in R, Gr, Gb, B order."""
+    import torch  # like is a tensor: torch is loaded already
+
     batch = like.shape[0]
     gains = torch.as_tensor(wb, dtype=like.dtype, device=like.device)
     if gains.ndim == 1:
@@ -68,6 +75,8 @@ def _wb_planes(wb: "torch.Tensor | np.ndarray | list[float]", like: torch.Tensor
 
 
 def _ccm_batch(cam_to_rgb: "torch.Tensor | np.ndarray", like: torch.Tensor) -> torch.Tensor:
+    import torch  # like is a tensor: torch is loaded already
+
     batch = like.shape[0]
     matrix = torch.as_tensor(cam_to_rgb, dtype=like.dtype, device=like.device)
     if matrix.shape == (3, 3):
@@ -91,6 +100,8 @@ def white_balance(packed: torch.Tensor, wb: "torch.Tensor | np.ndarray | list[fl
         ``(B, 4, h, w)`` in [0, 1].
     """
     _check_packed(packed)
+    import torch
+
     return torch.clamp(packed * _wb_planes(wb, packed), 0.0, 1.0)
 
 
@@ -114,6 +125,8 @@ def finish_rgb(
     _check_gamma(gamma)
     if camera_rgb.ndim != 4 or camera_rgb.shape[1] != 3:
         raise RawSynthError(f"camera_rgb: expected shape (B, 3, H, W), got {tuple(camera_rgb.shape)}")
+    import torch
+
     rgb = torch.clamp(apply_ccm(camera_rgb, _ccm_batch(cam_to_rgb, camera_rgb)), 0.0, 1.0)
     rgb = srgb_encode(rgb) if gamma == "srgb" else gamma_encode(rgb, 2.2)
     if tone:
@@ -161,42 +174,48 @@ def process_raw(
 
 
 
-class ForwardISP(nn.Module):
-    """``nn.Module`` wrapper of :func:`process_raw` (no parameters).
+def _define_forward_isp() -> type:
+    """Define :class:`ForwardISP`, on first access (it subclasses ``torch.nn.Module``: this imports torch)."""
+    from torch import nn
 
-    Args:
-        demosaic: ``"bilinear"`` or ``"malvar"``.
-        gamma: ``"srgb"`` or ``"2.2"``.
-        tone: Apply the smoothstep tone curve.
+    class ForwardISP(nn.Module):
+        """``nn.Module`` wrapper of :func:`process_raw` (no parameters).
 
-    Shape:
-        ``forward(packed (B, 4, h, w), wb (B, 4)|(B, 3), cam_to_rgb (B, 3, 3)) -> (B, 3, 2h, 2w)``.
-    """
+        Args:
+            demosaic: ``"bilinear"`` or ``"malvar"``.
+            gamma: ``"srgb"`` or ``"2.2"``.
+            tone: Apply the smoothstep tone curve.
 
-    def __init__(
-        self, demosaic: Literal["bilinear", "malvar"] = "bilinear", gamma: Gamma = "srgb", tone: bool = False
-    ) -> None:
-        super().__init__()
-        if demosaic not in TORCH_DEMOSAIC_METHODS:
-            raise RawSynthError(
-                f"demosaic: unknown method {demosaic!r}: expected one of {', '.join(TORCH_DEMOSAIC_METHODS)}"
-            )
-        _check_gamma(gamma)
-        self.demosaic = demosaic
-        self.gamma = gamma
-        self.tone = bool(tone)
+        Shape:
+            ``forward(packed (B, 4, h, w), wb (B, 4)|(B, 3), cam_to_rgb (B, 3, 3)) -> (B, 3, 2h, 2w)``.
+        """
 
-    def forward(
-        self,
-        packed: torch.Tensor,
-        wb: "torch.Tensor | np.ndarray | list[float]",
-        cam_to_rgb: "torch.Tensor | np.ndarray",
-    ) -> torch.Tensor:
-        """Render ``packed`` with per-sample ``wb`` and ``cam_to_rgb``; see :func:`process_raw`."""
-        return process_raw(packed, wb, cam_to_rgb, demosaic=self.demosaic, gamma=self.gamma, tone=self.tone)
+        def __init__(
+            self, demosaic: Literal["bilinear", "malvar"] = "bilinear", gamma: Gamma = "srgb", tone: bool = False
+        ) -> None:
+            super().__init__()
+            if demosaic not in TORCH_DEMOSAIC_METHODS:
+                raise RawSynthError(
+                    f"demosaic: unknown method {demosaic!r}: expected one of {', '.join(TORCH_DEMOSAIC_METHODS)}"
+                )
+            _check_gamma(gamma)
+            self.demosaic = demosaic
+            self.gamma = gamma
+            self.tone = bool(tone)
 
-    def extra_repr(self) -> str:
-        return f"demosaic={self.demosaic!r}, gamma={self.gamma!r}, tone={self.tone}"
+        def forward(
+            self,
+            packed: torch.Tensor,
+            wb: "torch.Tensor | np.ndarray | list[float]",
+            cam_to_rgb: "torch.Tensor | np.ndarray",
+        ) -> torch.Tensor:
+            """Render ``packed`` with per-sample ``wb`` and ``cam_to_rgb``; see :func:`process_raw`."""
+            return process_raw(packed, wb, cam_to_rgb, demosaic=self.demosaic, gamma=self.gamma, tone=self.tone)
+
+        def extra_repr(self) -> str:
+            return f"demosaic={self.demosaic!r}, gamma={self.gamma!r}, tone={self.tone}"
+
+    return ForwardISP
 
 
 def render(
@@ -237,6 +256,8 @@ def render(
         raise RawSynthError(f"cam_to_rgb: expected shape (3, 3), got {tuple(matrix.shape)}")
     if demosaic not in DEMOSAIC_METHODS:
         raise RawSynthError(f"demosaic: unknown method {demosaic!r}: expected one of {', '.join(DEMOSAIC_METHODS)}")
+    import torch
+
     tensor = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))[None]
     with torch.no_grad():
         if demosaic == "menon":
@@ -247,3 +268,8 @@ def render(
         else:
             out = process_raw(tensor, torch.from_numpy(gains), torch.from_numpy(matrix), demosaic, gamma, tone)
     return out[0].permute(1, 2, 0).contiguous().numpy()
+
+
+def __getattr__(name: str) -> Any:
+    """``ForwardISP`` on first access (see :func:`raw_synth.lazy_torch.lazy_attribute`)."""
+    return lazy_attribute(__name__, name, {"ForwardISP": _define_forward_isp})

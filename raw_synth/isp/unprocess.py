@@ -29,7 +29,8 @@ interpolation of :mod:`raw_synth.isp.demosaic` (Brooks interpolate with image re
 numpy paths compute in float64 and return float32.
 
 The torch functions :func:`unprocess_torch` and :func:`process_torch` do the same on batches
-``(B, 3, H, W)`` with one camera per sample (GPU friendly, differentiable).
+``(B, 3, H, W)`` with one camera per sample (GPU friendly, differentiable). torch is imported
+where tensors are made or used, so :func:`unprocess` (the ``upi`` engine) never loads it.
 """
 
 from __future__ import annotations
@@ -37,10 +38,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
-import torch
 
 from raw_synth.cfa import mosaic, pack
 from raw_synth.errors import RawSynthError
@@ -53,6 +53,10 @@ from raw_synth.isp.color import (
     inverse_smoothstep,
 )
 from raw_synth.isp.forward import process_raw, render
+from raw_synth.lazy_torch import is_tensor
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "XYZ_TO_CAM_MATRICES",
@@ -67,7 +71,7 @@ __all__ = [
     "process_torch",
 ]
 
-Array = TypeVar("Array", np.ndarray, torch.Tensor)
+Array = TypeVar("Array", np.ndarray, "torch.Tensor")
 
 #: The four XYZ -> camera matrices of Brooks et al. (row-major).
 XYZ_TO_CAM_MATRICES: tuple[np.ndarray, ...] = tuple(
@@ -253,7 +257,9 @@ def safe_invert_gains(image: Array, rgb_gain: Any, red_gain: Any, blue_gain: Any
     Returns:
         The scaled image, same shape and type (not clipped).
     """
-    if isinstance(image, torch.Tensor):
+    if is_tensor(image):
+        import torch
+
         if image.ndim != 4 or image.shape[1] != 3:
             raise RawSynthError(f"image: expected torch shape (B, 3, H, W), got {tuple(image.shape)}")
         batch = image.shape[0]
@@ -411,14 +417,15 @@ def process(
 def stack_params(
     params: Sequence[UnprocessParams],
     device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | Literal["float32"] = "float32",
 ) -> dict[str, torch.Tensor]:
     """Stack per-sample cameras into tensors for the torch functions.
 
     Args:
         params: One :class:`UnprocessParams` per sample.
         device: Target device.
-        dtype: Target dtype.
+        dtype: Target dtype; the default ``"float32"`` stands for ``torch.float32`` (a default
+            that does not import torch when this module is imported).
 
     Returns:
         ``{"cam2rgb": (B, 3, 3), "rgb2cam": (B, 3, 3), "rgb_gain": (B,), "red_gain": (B,),
@@ -428,6 +435,10 @@ def stack_params(
         raise RawSynthError("params: expected a sequence of UnprocessParams, one per sample")
     if len(params) == 0:
         raise RawSynthError("params: empty sequence")
+    import torch
+
+    if isinstance(dtype, str) and dtype == "float32":
+        dtype = torch.float32
 
     def tensor(values: Any) -> torch.Tensor:
         return torch.as_tensor(np.asarray(values, dtype=np.float64), dtype=dtype, device=device)
@@ -442,6 +453,8 @@ def stack_params(
 
 
 def _params_tensors(params: Any, like: torch.Tensor, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    import torch  # like is a tensor: torch is loaded already
+
     batch = like.shape[0]
     if isinstance(params, Mapping):
         missing = [key for key in keys if key not in params]
@@ -474,8 +487,10 @@ def unprocess_torch(
     Raises:
         RawSynthError: On bad shapes.
     """
-    if not isinstance(rgb, torch.Tensor):
+    if not is_tensor(rgb):
         raise RawSynthError(f"rgb: expected a torch tensor of shape (B, 3, H, W), got {type(rgb).__name__}")
+    import torch  # rgb is a tensor: torch is loaded already
+
     if rgb.ndim != 4 or rgb.shape[1] != 3:
         raise RawSynthError(f"rgb: expected shape (B, 3, H, W), got {tuple(rgb.shape)}")
     if not rgb.is_floating_point():
@@ -510,9 +525,11 @@ def process_torch(
     Returns:
         sRGB ``(B, 3, 2h, 2w)`` in [0, 1].
     """
-    if not isinstance(raw, torch.Tensor) or raw.ndim != 4 or raw.shape[1] != 4:
+    if not is_tensor(raw) or raw.ndim != 4 or raw.shape[1] != 4:
         shape = tuple(raw.shape) if hasattr(raw, "shape") else type(raw).__name__
         raise RawSynthError(f"raw: expected a torch tensor of shape (B, 4, h, w), got {shape}")
+    import torch  # raw is a tensor: torch is loaded already
+
     p = _params_tensors(params, raw, ("cam2rgb", "rgb_gain", "red_gain", "blue_gain"))
     ones = torch.ones_like(p["red_gain"])
     wb = torch.stack([p["red_gain"], ones, ones, p["blue_gain"]], dim=1)

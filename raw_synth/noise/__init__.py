@@ -13,7 +13,8 @@ Models:
     * :class:`PhysicsParams` - ELD physics model: Poisson shot, Gaussian or Tukey-lambda read
       noise, row noise, quantisation, black-level error, fixed pattern, clipping.
 
-:func:`apply_noise` dispatches on the parameter type; :class:`AddNoise` is the ``nn.Module``.
+:func:`apply_noise` dispatches on the parameter type; :class:`AddNoise` is the ``nn.Module``
+(created on first access, so that importing this package does not import torch).
 :func:`to_dn` / :func:`from_dn` convert to and from ``uint16`` DN for storage. Parameter
 samplers live in :mod:`raw_synth.noise.sampling`.
 
@@ -28,10 +29,13 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
+from raw_synth.lazy_torch import lazy_attribute
 from raw_synth.noise._base import NoiseResult
 from raw_synth.noise.dn import from_dn, to_dn
 from raw_synth.noise.gaussian import GaussianParams
-from raw_synth.noise.models import AddNoise, NoiseParams, apply_noise
+from raw_synth.noise.models import NoiseParams, apply_noise
 from raw_synth.noise.physics import (
     PhysicsParams,
     equivalent_read_dn2,
@@ -72,3 +76,14 @@ __all__ = [
     "sample_iso",
     "sample_nlf",
 ]
+
+
+def _add_noise() -> type:
+    from raw_synth.noise.models import AddNoise
+
+    return AddNoise
+
+
+def __getattr__(name: str) -> Any:
+    """``AddNoise`` on first access (see :func:`raw_synth.lazy_torch.lazy_attribute`)."""
+    return lazy_attribute(__name__, name, {"AddNoise": _add_noise})

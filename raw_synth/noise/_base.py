@@ -4,28 +4,34 @@ Private to :mod:`raw_synth.noise`. Every model works on a *packed* RAW image, nu
 ``(4, h, w)`` or torch ``(B, 4, h, w)``, planes R, Gr, Gb, B, normalised as
 ``(DN - black) / (white - black)``. Per-plane parameters are given as a scalar (same value for
 the four planes), four values, or (torch only) a ``(B, 4)`` array with one row per image.
+
+torch is imported only for type checking and inside the torch paths (numpy-only callers never
+load it); a tensor is recognised with :func:`raw_synth.lazy_torch.is_tensor`.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence, Union
+from typing import TYPE_CHECKING, NamedTuple, Sequence, Union
 
 import numpy as np
-import torch
 
 from raw_synth.errors import RawSynthError
+from raw_synth.lazy_torch import is_tensor
 from raw_synth.per_plane import per_plane
 
-Array = Union[np.ndarray, torch.Tensor]
+if TYPE_CHECKING:
+    import torch
+
+Array = Union[np.ndarray, "torch.Tensor"]
 """A numpy array or a torch tensor."""
 
-PerPlane = Union[float, Sequence[float], np.ndarray, torch.Tensor]
+PerPlane = Union[float, Sequence[float], np.ndarray, "torch.Tensor"]
 """A scalar, four values (R, Gr, Gb, B), or (torch path only) a ``(B, 4)`` array."""
 
-PerSample = Union[float, np.ndarray, torch.Tensor]
+PerSample = Union[float, np.ndarray, "torch.Tensor"]
 """A scalar, or (torch path only) a ``(B,)`` array with one value per image."""
 
-RandomSource = Union[np.random.Generator, torch.Generator, int, None]
+RandomSource = Union[np.random.Generator, "torch.Generator", int, None]
 """A numpy ``Generator`` (numpy input), a torch ``Generator`` (torch input), an integer seed,
 or ``None`` for fresh OS entropy (not reproducible)."""
 
@@ -51,7 +57,9 @@ class NoiseResult(NamedTuple):
 
 def to_numpy_values(value: object, name: str) -> np.ndarray:
     """Return ``value`` as a float64 numpy array (tensors are detached and copied to the CPU)."""
-    if isinstance(value, torch.Tensor):
+    if is_tensor(value):
+        import torch
+
         value = value.detach().to("cpu", torch.float64).numpy()
     try:
         out = np.asarray(value, dtype=np.float64)
@@ -110,7 +118,7 @@ def check_packed(x: object, name: str = "x") -> bool:
 
     numpy: floating ``(4, h, w)``; torch: floating ``(B, 4, h, w)``.
     """
-    if isinstance(x, torch.Tensor):
+    if is_tensor(x):
         if x.ndim != 4 or x.shape[1] != 4:
             raise RawSynthError(f"{name}: expected a torch tensor of shape (B, 4, h, w), got shape {tuple(x.shape)}")
         if not x.is_floating_point():
@@ -139,6 +147,8 @@ def numpy_rng(rng: RandomSource, name: str = "rng") -> np.random.Generator:
 
 def torch_generator(rng: RandomSource, device: torch.device, name: str = "rng") -> torch.Generator | None:
     """Return a torch Generator on ``device`` from a Generator, an integer seed, or None (global RNG)."""
+    import torch  # callers are on the torch path: torch is loaded already
+
     if isinstance(rng, torch.Generator):
         if torch.device(rng.device).type != device.type:
             raise RawSynthError(f"{name}: generator is on {rng.device} but the input is on {device}")
@@ -170,6 +180,8 @@ def per_sample_np(value: object, name: str) -> float:
 
 def per_plane_t(value: object, batch: int, name: str, device: torch.device) -> torch.Tensor:
     """A per-plane parameter as a float32 ``(B, 4)`` tensor on ``device``."""
+    import torch  # callers are on the torch path: torch is loaded already
+
     if isinstance(value, torch.Tensor):
         t = value.detach().to(device=device, dtype=torch.float32)
     else:
@@ -186,6 +198,8 @@ def per_plane_t(value: object, batch: int, name: str, device: torch.device) -> t
 
 def per_sample_t(value: object, batch: int, name: str, device: torch.device) -> torch.Tensor:
     """A per-sample parameter as a float64 ``(B,)`` tensor on ``device``."""
+    import torch  # callers are on the torch path: torch is loaded already
+
     if isinstance(value, torch.Tensor):
         t = value.detach().to(device=device, dtype=torch.float64)
     else:

@@ -8,9 +8,9 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from raw_synth.errors import RawSynthError
+from raw_synth.lazy_torch import is_tensor
 from raw_synth.noise._base import Array, PerPlane, check_levels, to_numpy_values
 
 __all__ = ["to_dn", "from_dn"]
@@ -48,7 +48,9 @@ def to_dn(x: Array, black: PerPlane, white: PerPlane) -> Array:
         RawSynthError: on invalid levels or shapes.
     """
     b, w = _levels(black, white, x, "x")
-    if isinstance(x, torch.Tensor):
+    if is_tensor(x):
+        import torch
+
         bt = torch.as_tensor(b, dtype=torch.float64, device=x.device)
         wt = torch.as_tensor(w, dtype=torch.float64, device=x.device)
         dn = torch.round(x.to(torch.float64) * (wt - bt) + bt)
@@ -75,7 +77,9 @@ def from_dn(dn: Array, black: PerPlane, white: PerPlane) -> Array:
         RawSynthError: on invalid levels or shapes.
     """
     b, w = _levels(black, white, dn, "dn")
-    if isinstance(dn, torch.Tensor):
+    if is_tensor(dn):
+        import torch
+
         bt = torch.as_tensor(b, dtype=torch.float64, device=dn.device)
         wt = torch.as_tensor(w, dtype=torch.float64, device=dn.device)
         src = dn.to(torch.int32) if dn.dtype == torch.uint16 else dn

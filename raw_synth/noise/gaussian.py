@@ -16,9 +16,9 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from raw_synth.errors import RawSynthError
 from raw_synth.noise._base import (
@@ -33,6 +33,9 @@ from raw_synth.noise._base import (
     per_plane_t,
     torch_generator,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["GaussianParams", "apply"]
 
@@ -93,6 +96,8 @@ def apply(x: Array, params: GaussianParams, rng: RandomSource = None) -> NoiseRe
 
 
 def _apply_torch(x: torch.Tensor, params: GaussianParams, rng: RandomSource) -> NoiseResult:
+    import torch  # x is a tensor: torch is loaded already
+
     batch, device = x.shape[0], x.device
     gen = torch_generator(rng, device)
     shot = per_plane_t(params.shot, batch, "shot", device)

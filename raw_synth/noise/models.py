@@ -3,6 +3,9 @@
 Each model is a frozen parameter dataclass plus an ``apply(x, params, rng)`` function in its own
 module (:mod:`.gaussian`, :mod:`.poisson_gaussian`, :mod:`.physics`). :func:`apply_noise`
 dispatches on the type of the parameters; :class:`AddNoise` wraps it as a ``torch.nn.Module``.
+Importing this module does not import torch: :class:`AddNoise` is defined on first access
+(:func:`raw_synth.lazy_torch.lazy_attribute`), so numpy callers of :func:`apply_noise` never
+load torch.
 
 Example:
     >>> import torch
@@ -15,19 +18,17 @@ Example:
 
 from __future__ import annotations
 
-from typing import Union
-
-import torch
-from torch import nn
+from typing import Any, Union
 
 from raw_synth.errors import RawSynthError
+from raw_synth.lazy_torch import lazy_attribute
 from raw_synth.noise import gaussian, physics, poisson_gaussian
 from raw_synth.noise._base import Array, NoiseResult, RandomSource
 from raw_synth.noise.gaussian import GaussianParams
 from raw_synth.noise.physics import PhysicsParams
 from raw_synth.noise.poisson_gaussian import PoissonGaussianParams
 
-__all__ = ["NoiseParams", "apply_noise", "AddNoise"]
+__all__ = ["NoiseParams", "apply_noise", "AddNoise"]  # noqa: F822 (AddNoise: see __getattr__)
 
 NoiseParams = Union[GaussianParams, PoissonGaussianParams, PhysicsParams]
 """Parameters of any of the noise models."""
@@ -63,28 +64,41 @@ def apply_noise(x: Array, params: NoiseParams, rng: RandomSource = None) -> Nois
     return fn(x, params, rng)
 
 
-class AddNoise(nn.Module):
-    """``nn.Module`` that adds noise with fixed parameters to a torch ``(B, 4, h, w)`` batch.
+def _define_add_noise() -> type:
+    """Define :class:`AddNoise`, on first access (it subclasses ``torch.nn.Module``: this imports torch)."""
+    import torch
+    from torch import nn
 
-    Args:
-        params: parameters of one of the noise models (per-plane values may be ``(B, 4)``).
+    class AddNoise(nn.Module):
+        """``nn.Module`` that adds noise with fixed parameters to a torch ``(B, 4, h, w)`` batch.
 
-    ``forward(x, generator=None)`` returns ``NoiseResult(noisy, shot, read)`` with ``noisy``
-    ``(B, 4, h, w)`` float32 and ``shot``/``read`` ``(B, 4)``. The module has no weights.
-    """
+        Args:
+            params: parameters of one of the noise models (per-plane values may be ``(B, 4)``).
 
-    def __init__(self, params: NoiseParams) -> None:
-        super().__init__()
-        if type(params) not in _APPLY:
-            raise RawSynthError(
-                f"params: expected GaussianParams, PoissonGaussianParams or PhysicsParams, got {type(params).__name__}"
-            )
-        self.params = params
+        ``forward(x, generator=None)`` returns ``NoiseResult(noisy, shot, read)`` with ``noisy``
+        ``(B, 4, h, w)`` float32 and ``shot``/``read`` ``(B, 4)``. The module has no weights.
+        """
 
-    def forward(self, x: torch.Tensor, generator: Union[torch.Generator, int, None] = None) -> NoiseResult:
-        if not isinstance(x, torch.Tensor):
-            raise RawSynthError(f"x: AddNoise takes a torch tensor, got {type(x).__name__}")
-        return apply_noise(x, self.params, generator)
+        def __init__(self, params: NoiseParams) -> None:
+            super().__init__()
+            if type(params) not in _APPLY:
+                raise RawSynthError(
+                    "params: expected GaussianParams, PoissonGaussianParams or PhysicsParams, "
+                    f"got {type(params).__name__}"
+                )
+            self.params = params
 
-    def extra_repr(self) -> str:
-        return repr(self.params)
+        def forward(self, x: torch.Tensor, generator: Union[torch.Generator, int, None] = None) -> NoiseResult:
+            if not isinstance(x, torch.Tensor):
+                raise RawSynthError(f"x: AddNoise takes a torch tensor, got {type(x).__name__}")
+            return apply_noise(x, self.params, generator)
+
+        def extra_repr(self) -> str:
+            return repr(self.params)
+
+    return AddNoise
+
+
+def __getattr__(name: str) -> Any:
+    """``AddNoise`` on first access (see :func:`raw_synth.lazy_torch.lazy_attribute`)."""
+    return lazy_attribute(__name__, name, {"AddNoise": _define_add_noise})

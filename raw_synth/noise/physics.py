@@ -33,13 +33,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import TYPE_CHECKING, Literal, Union
 
 import numpy as np
-import torch
-from scipy.special import zeta
 
 from raw_synth.errors import RawSynthError
+from raw_synth.lazy_torch import is_tensor
 from raw_synth.noise._base import (
     ROW_GROUP,
     Array,
@@ -59,6 +58,9 @@ from raw_synth.noise._base import (
     to_numpy_values,
     torch_generator,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "PhysicsParams",
@@ -91,7 +93,9 @@ def tukey_lambda_ppf(u: Array, lam: Union[float, Array]) -> Array:
         ``Q(u) = (u^lam - (1 - u)^lam) / lam``, or ``ln(u / (1 - u))`` where ``lam == 0``, same
         kind and shape as ``u`` (float64 for numpy).
     """
-    if isinstance(u, torch.Tensor):
+    if is_tensor(u):
+        import torch
+
         lam_t = torch.as_tensor(lam, dtype=u.dtype, device=u.device)
         small = lam_t.abs() < _LAMBDA_ZERO
         safe = torch.where(small, torch.ones_like(lam_t), lam_t)
@@ -115,6 +119,8 @@ def _tukey_var_series(lam: float) -> float:
     ``lnGamma(1 + z) = -euler_gamma z + sum_k zeta(k) (-z)^k / k`` makes the linear terms cancel
     exactly: ``E = sum_{k>=2} (-1)^k zeta(k) (2 - 2^k) l^k / k`` (converges for ``|l| < 1/2``).
     """
+    from scipy.special import zeta  # here, not at the top: only the Tukey read model near lambda 0 needs scipy
+
     e = 0.0
     for k in range(_SERIES_TERMS, 1, -1):
         e += (-1) ** k * float(zeta(k)) * (2.0 - 2.0**k) * lam**k / k
@@ -212,7 +218,7 @@ class PhysicsParams:
         check_per_plane(self.bias, "bias")
         if self.fixed_pattern is not None:
             fp = self.fixed_pattern
-            if not isinstance(fp, (np.ndarray, torch.Tensor)):
+            if not (isinstance(fp, np.ndarray) or is_tensor(fp)):
                 raise RawSynthError(f"fixed_pattern: expected a numpy array or torch tensor, got {type(fp).__name__}")
             if fp.ndim not in (3, 4) or fp.shape[-3] != 4:
                 raise RawSynthError(f"fixed_pattern: expected shape (4, h, w) or (B, 4, h, w), got {tuple(fp.shape)}")
@@ -322,7 +328,7 @@ def apply(x: Array, params: PhysicsParams, rng: RandomSource = None) -> NoiseRes
     dn += (bias + black)[col]
     if params.fixed_pattern is not None:
         fp = params.fixed_pattern
-        fp = fp.detach().cpu().numpy() if isinstance(fp, torch.Tensor) else fp
+        fp = fp.detach().cpu().numpy() if is_tensor(fp) else fp
         if fp.shape != x.shape:
             raise RawSynthError(f"fixed_pattern: shape {tuple(fp.shape)} does not match the image {x.shape}")
         dn += fp
@@ -337,6 +343,8 @@ def apply(x: Array, params: PhysicsParams, rng: RandomSource = None) -> NoiseRes
 
 
 def _apply_torch(x: torch.Tensor, params: PhysicsParams, rng: RandomSource) -> NoiseResult:
+    import torch  # x is a tensor: torch is loaded already
+
     batch, device = x.shape[0], x.device
     gen = torch_generator(rng, device)
     gain = per_plane_t(params.gain, batch, "gain", device)

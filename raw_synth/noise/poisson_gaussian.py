@@ -22,9 +22,9 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from raw_synth.errors import RawSynthError
 from raw_synth.noise._base import (
@@ -40,6 +40,9 @@ from raw_synth.noise._base import (
     per_plane_t,
     torch_generator,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["PoissonGaussianParams", "apply"]
 
@@ -131,6 +134,8 @@ def apply(x: Array, params: PoissonGaussianParams, rng: RandomSource = None) -> 
 
 
 def _apply_torch(x: torch.Tensor, params: PoissonGaussianParams, rng: RandomSource) -> NoiseResult:
+    import torch  # x is a tensor: torch is loaded already
+
     batch, device = x.shape[0], x.device
     gen = torch_generator(rng, device)
     gain = per_plane_t(params.gain, batch, "gain", device)

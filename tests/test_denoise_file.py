@@ -132,3 +132,21 @@ def test_clear_errors(models: dict[str, Path], tmp_path: Path) -> None:
     junk.write_bytes(b"\x00" * 100)
     with pytest.raises(RawSynthError, match="junk.dng: not a RAW file LibRaw can read"):
         denoise_file(junk, models["identity"], out)
+
+
+@pytest.mark.parametrize("cfa", ["GRBG", "BGGR"])
+def test_ensemble_keeps_pixels_and_runs_from_the_cli(models: dict[str, Path], tmp_path: Path, cfa: str) -> None:
+    from click.testing import CliRunner
+
+    from raw_synth_cli import main
+
+    source = write_dng(tmp_path / "in.dng", make_raw(cfa))
+    # the identity model through all eight flips/turns of a non-RGGB file: every pixel comes back to its site
+    result = denoise_file(source, models["identity"], tmp_path / "out.dng", ensemble=8)
+    with rawpy.imread(str(source)) as a, rawpy.imread(str(result.out)) as b:
+        np.testing.assert_array_equal(b.raw_image_visible, a.raw_image_visible)
+    run = CliRunner().invoke(main, ["denoise", str(source), "--out", str(tmp_path / "cli.dng"), "--ensemble", "2"])
+    assert run.exit_code == 0, run.output
+    plain = read_raw(denoise_file(source, None, tmp_path / "plain.dng").out).packed
+    two = read_raw(tmp_path / "cli.dng").packed  # the bundled model, averaged with its transpose
+    assert two.shape == plain.shape and 0 < np.abs(two - plain).max() < 0.05

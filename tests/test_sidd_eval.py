@@ -273,6 +273,11 @@ def test_offset_checkpoint_scores_its_known_psnr(tmp_path: Path) -> None:
     expected = [[ssim((gt[i, b] + np.float32(0.01)).astype(np.float64), gt[i, b].astype(np.float64))
                  for b in range(3)] for i in range(2)]
     np.testing.assert_allclose(res.raw_ssim, expected, atol=1e-6)
+    # the self-ensemble of a model that shifts every pixel alike gives the same output: same scores, its own row name
+    ev8 = run_eval_sidd(folder, str(ckpt), tmp_path / "out8", metadata_dir=write_metadata_dir(tmp_path / "meta"),
+                        baselines=False, batch_size=2, srgb=False, plots=False, ensemble=8)
+    assert ev8.methods[0].method.name == "offset-x8" and ev8.methods[0].method.info["ensemble"] == 8
+    np.testing.assert_allclose(ev8.methods[0].raw_psnr, res.raw_psnr, atol=1e-4)
 
 
 def test_conditioned_model_gets_metadata_variance(data: dict[str, Any]) -> None:

@@ -65,6 +65,7 @@ from denoise.sidd import (
 )
 from raw_synth.errors import RawSynthError
 from raw_synth.metrics import psnr, ssim
+from raw_synth.models.body import pad_to_multiple
 from raw_synth.tiling import tiled_apply
 
 __all__ = [
@@ -146,10 +147,16 @@ def model_method(model: torch.nn.Module, name: str, device: Union[str, torch.dev
     # model.predict takes any size; a bare forward gets the blocks padded to a multiple of 16.
     pad_multiple = 1 if hasattr(model, "predict") else _PAD_MULTIPLE
 
+    def bare_predict(x: torch.Tensor, v: torch.Tensor | None) -> torch.Tensor:
+        # the ensemble's unified inputs gain a reflected row/column: pad them again for a bare forward
+        padded, (height, width) = pad_to_multiple(x, _PAD_MULTIPLE)
+        var = None if v is None else pad_to_multiple(v, _PAD_MULTIPLE)[0]
+        return model(padded, variance=var)[..., :height, :width]
+
+    predict = model.predict if pad_multiple == 1 else bare_predict
+
     def run_model(noisy_t: torch.Tensor, variance_t: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        if pad_multiple == 1:
-            return {"out": geometric_ensemble(model.predict, noisy_t, variance_t, ensemble)}
-        return {"out": geometric_ensemble(lambda x, v: model(x, variance=v), noisy_t, variance_t, ensemble)}
+        return {"out": geometric_ensemble(predict, noisy_t, variance_t, ensemble)}
 
     def run(noisy: np.ndarray, shot: np.ndarray, read: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(noisy, dtype=np.float32)).to(dev)

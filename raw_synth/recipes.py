@@ -20,21 +20,24 @@ import yaml
 
 from raw_synth.errors import RawSynthError
 
-__all__ = ["RECIPE_DIR", "RECIPE_NAMES", "recipe_path", "read_yaml"]
+__all__ = ["RECIPE_DIR", "RECIPE_NAMES", "TASK_RECIPE_NAMES", "recipe_path", "read_yaml"]
 
 #: Folder of the bundled recipes.
 RECIPE_DIR = Path(__file__).resolve().parent / "configs"
 
 #: Names every training command accepts for ``--config``.
 RECIPE_NAMES: tuple[str, ...] = ("cpu", "paper")
+#: The bundled recipe names of each task: the shared ones, and ``finetune`` (start from the bundled
+#: denoiser) for the denoiser.
+TASK_RECIPE_NAMES: dict[str, tuple[str, ...]] = {"isp": RECIPE_NAMES, "denoiser": (*RECIPE_NAMES, "finetune")}
 
 
 def recipe_path(source: str | Path, task: Literal["isp", "denoiser"]) -> Path:
     """The YAML file of a recipe: an existing path as given, or the bundled recipe of that name.
 
     Args:
-        source: A YAML path, or a bundled name (:data:`RECIPE_NAMES`); a file of that name in the
-            working folder wins over the bundled one.
+        source: A YAML path, or a bundled name of the task (:data:`TASK_RECIPE_NAMES`); a file of
+            that name in the working folder wins over the bundled one.
         task: ``"isp"`` or ``"denoiser"``: which family of bundled recipes a name refers to.
 
     Raises:
@@ -43,10 +46,10 @@ def recipe_path(source: str | Path, task: Literal["isp", "denoiser"]) -> Path:
     path = Path(source)
     if path.is_file():
         return path
-    if isinstance(source, str) and source in RECIPE_NAMES:
+    names = TASK_RECIPE_NAMES[task]
+    if isinstance(source, str) and source in names:
         return RECIPE_DIR / f"train-{task}-{source}.yaml"
-    raise RawSynthError(f"{source}: training recipe not found (give a YAML file or one of "
-                        f"{', '.join(RECIPE_NAMES)})")
+    raise RawSynthError(f"{source}: training recipe not found (give a YAML file or one of {', '.join(names)})")
 
 
 def read_yaml(path: str | Path, what: str = "config") -> Any:

@@ -68,6 +68,16 @@ def test_recipes_load_and_report_errors(tmp_path: Path) -> None:
     # the bundled recipes by name, as train-isp takes them
     assert load_train_config("cpu") == load_train_config(REPO / "configs" / "train-denoiser-cpu.yaml")
     assert load_train_config("paper").network.name == "denoiser-paper"
+    # the fine-tuning recipe starts from the bundled model; it is a denoiser recipe only
+    finetune = load_train_config("finetune")
+    assert finetune.train.init == "denoiser-tiny" and finetune.datasets.crop == 128
+    with pytest.raises(RawSynthError, match=r"^nothing: training recipe not found \(give a YAML file or one of "
+                                            r"cpu, paper, finetune\)$"):
+        load_train_config("nothing")
+    from raw_synth.training import load_config
+
+    with pytest.raises(RawSynthError, match=r"finetune: training recipe not found \(.* one of cpu, paper\)$"):
+        load_config("finetune")
 
 
 def test_cosine_schedule() -> None:

@@ -536,8 +536,9 @@ def train_isp_command(data_dir: Path, out_dir: Path, config: str | None, max_ste
               help="Store made by raw-synth generate (or datasets.path in the recipe).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--config", "config", default=None,
-              help="Recipe (datasets / network / train / val / logger): a YAML file, or the bundled 'cpu' or "
-                   "'paper' [default: the recipe defaults; on resume the run's own config.yaml].")
+              help="Recipe (datasets / network / train / val / logger): a YAML file, or the bundled 'cpu', "
+                   "'paper' or 'finetune' (start from the bundled denoiser) [default: the recipe defaults; on "
+                   "resume the run's own config.yaml].")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help=_MAX_STEPS_HELP)
 @click.option("--resume", is_flag=True, help=_RESUME_HELP)
 @click.option("--restart", is_flag=True, help=_RESTART_HELP)

@@ -372,6 +372,8 @@ class _DenoiserTask(harness.TaskAdapter):
         from raw_synth.checkpoint import save_model
 
         extra = {"network": self.cfg.network.to_dict(), "step": step, "data": str(self.cfg.datasets.path), **facts}
+        if self.cfg.train.init is not None:
+            extra["init"] = self.cfg.train.init  # where a fine-tuned model started
         save_model(self.out / name, self.model, kind="denoiser", architecture=ARCHITECTURE, extra=extra)
 
     def scheduler_state(self) -> dict[str, Any]:

@@ -163,7 +163,8 @@ def test_init_starts_from_a_checkpoint_and_checks_it(store: Path, tmp_path: Path
     frozen = recipe(max_steps=1, lr=1e-12, min_lr=0.0, weight_decay=0.0, init=str(first.model_path))
     tuned = train_denoiser(frozen, store, tmp_path / "tuned")
     a, _ = load_denoiser(first.model_path)
-    b, _ = load_denoiser(tuned.model_path)
+    b, meta = load_denoiser(tuned.model_path)
+    assert meta["extra"]["init"] == str(first.model_path) and "init" not in load_denoiser(first.model_path)[1]["extra"]
     assert all(torch.allclose(a.state_dict()[k], b.state_dict()[k], atol=1e-9) for k in a.state_dict())
     scratch = train_denoiser(recipe(max_steps=1, lr=1e-12, min_lr=0.0, weight_decay=0.0), store, tmp_path / "s")
     c, _ = load_denoiser(scratch.model_path)

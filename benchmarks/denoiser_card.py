@@ -9,8 +9,10 @@
    for the two wide-range training cameras ``wide-range`` and ``wide-range-offset`` (Poisson-Gaussian
    noise, shot 1e-4 to 2e-2, read noise around and above Brooks et al.'s line; black level 0 with
    clipping, and 1024 with values below black kept).
-3. Training: ``configs/train-denoiser-cpu.yaml`` (``denoiser-tiny``, conditioned, 5 000 steps of
-   16 random 64x64 packed crops).
+3. Training in two stages: ``configs/train-denoiser-cpu.yaml`` (``denoiser-tiny``, conditioned, 5 000
+   steps of 16 random 64x64 packed crops) into ``OUT/run``, then ``configs/train-denoiser-finetune.yaml``
+   from that checkpoint (``train.init``; 4 000 steps of 4 whole 128x128 packed crops) into
+   ``OUT/finetune``, whose model is the one scored and installed (``--no-finetune``: stage 1 only).
 4. Scores on synthetic held-out data: the held-out shards of the training store and three stores of
    a phone not used in training (``sidd-g4``): dead leaves, the built-in sample photos (the same
    four photos are among the training images) and the ``vibrant`` corpus (not used in training).
@@ -23,7 +25,7 @@
 
 Real camera RAW content with known noise is scored by ``benchmarks/denoiser_real_content.py``.
 
-    OMP_NUM_THREADS=1 python benchmarks/denoiser_card.py --out runs/card --install  # ~85 min, 1 core
+    OMP_NUM_THREADS=1 python benchmarks/denoiser_card.py --out runs/card --install  # ~2.5 h, 1 core
     python benchmarks/denoiser_card.py --out runs/card --skip-train                   # re-score a run
 """
 
@@ -218,7 +220,10 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=192, help="patch of the test stores")
     parser.add_argument("--train-patch", type=int, default=256, help="patch of the training store")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--max-steps", type=int, default=None, help="override train.max_steps")
+    parser.add_argument("--max-steps", type=int, default=None, help="override train.max_steps (stage 1)")
+    parser.add_argument("--finetune-config", type=Path, default=REPO / "configs" / "train-denoiser-finetune.yaml",
+                        help="stage 2 recipe; its train.init is set to the stage-1 checkpoint")
+    parser.add_argument("--no-finetune", action="store_true", help="stage 1 only")
     parser.add_argument("--skip-train", action="store_true", help="score the finished run in --out")
     parser.add_argument("--install", action="store_true",
                         help="copy the trained model to raw_synth/data/checkpoints/denoiser-tiny.safetensors")
@@ -263,6 +268,19 @@ def main() -> None:
         timings["train_s"] = time.time() - began
         logging.info("trained %d steps in %.0f s", summary.steps, timings["train_s"])
     checkpoint = run / "model.safetensors"
+    if not args.no_finetune:
+        stage2 = out / "finetune"
+        if not args.skip_train:
+            import yaml
+
+            recipe = yaml.safe_load(args.finetune_config.read_text())
+            recipe.setdefault("train", {})["init"] = str(checkpoint)
+            resume = (stage2 / "train_state.safetensors").exists()
+            began = time.time()
+            summary = train_denoiser(None if resume else recipe, stores["train"][0], stage2, resume=resume)
+            timings["finetune_s"] = time.time() - began
+            logging.info("fine-tuned %d steps in %.0f s", summary.steps, timings["finetune_s"])
+        checkpoint = stage2 / "model.safetensors"
     model, meta = load_denoiser(checkpoint)
 
     scores = {

@@ -15,7 +15,9 @@ while the client does the same, which on 2 cores delays the first shard of a sho
 seconds. With ``fork=True`` (what ``raw-synth generate`` uses for CPU runs) the workers are forked
 from the client once it has loaded all of that, and start in a fraction of a second; the settings
 that a spawned worker takes from its environment at start-up (one malloc arena and 1 GiB
-thresholds, one BLAS thread) are applied in the forked worker by :class:`LocalWorkerSetup`. CUDA
+thresholds, one BLAS thread) are applied in the forked worker by :class:`LocalWorkerSetup`; the
+arena count only holds there if the parent itself never made a second arena, which is why the
+``generate`` command calls :func:`raw_synth.cpu_tuning.tune_process_allocator` before anything else. CUDA
 does not survive a fork, so GPU runs keep spawning. Either way a local worker ends without
 finalising the interpreter once it has closed.
 """

@@ -3,7 +3,8 @@
 * :func:`torch_threads` sets torch's intra-op thread count for a block and restores it after;
   :func:`set_torch_threads` sets it for good (only when it differs).
 * :func:`set_malloc` calls glibc's ``mallopt`` for the mmap/trim thresholds (and optionally the
-  arena count); :func:`tune_cpu_allocator` raises both thresholds to 1 GiB, once per process.
+  arena count); :func:`tune_cpu_allocator` raises both thresholds to 1 GiB, once per process;
+  :func:`tune_process_allocator` also keeps the process (and what it forks) to one arena.
 
 Without raised thresholds every large intermediate tensor is a fresh ``mmap`` whose pages fault
 in on first touch, which made CPU inference several times slower on the 2-core VM of
@@ -28,7 +29,8 @@ import logging
 import platform
 from typing import Iterator
 
-__all__ = ["ALLOCATOR_THRESHOLD", "set_torch_threads", "torch_threads", "set_malloc", "tune_cpu_allocator"]
+__all__ = ["ALLOCATOR_THRESHOLD", "set_torch_threads", "torch_threads", "set_malloc", "tune_cpu_allocator",
+           "tune_process_allocator"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +103,27 @@ def set_malloc(threshold: int, arena_max: int | None = None) -> bool:
     settings = ([] if arena_max is None else [(_M_ARENA_MAX, arena_max)]) + [
         (_M_MMAP_THRESHOLD, threshold), (_M_TRIM_THRESHOLD, threshold)]
     return all([bool(mallopt(param, value)) for param, value in settings])
+
+
+def tune_process_allocator() -> bool:
+    """One glibc malloc arena and 1 GiB thresholds, for this process and every process it forks.
+
+    Call it first thing in a process that forks workers whose tasks run in a thread, before the
+    process starts any thread of its own (``raw-synth generate`` does, on CPU). A thread's blocks
+    come from its arena; an arena other than the main one is an ``mmap``-ed heap of at most 64 MiB
+    that hands larger blocks to ``mmap`` and back on every free, so a task that allocates and frees
+    the same large arrays page-faults them in again each time. A forked child inherits its parent's
+    arenas, and its first new thread takes one of the parent's spare arenas, whatever ``M_ARENA_MAX``
+    the child sets later: only a parent that never made a second arena gives its children's task
+    threads the main one. Measured (2 forked Dask workers, 3 000 photo pairs of 256 px, HDF5): page
+    faults 490 000 -> 178 000, system CPU 3.2-5.6 -> 1.8-2.8 s, wall 11.9-15.1 -> 10.4-12.3 s.
+
+    Returns:
+        True when glibc accepted the settings; False elsewhere (nothing done).
+    """
+    global _ALLOCATOR_TUNED
+    _ALLOCATOR_TUNED = set_malloc(ALLOCATOR_THRESHOLD, arena_max=1)
+    return _ALLOCATOR_TUNED
 
 
 def tune_cpu_allocator() -> bool:

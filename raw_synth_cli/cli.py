@@ -357,7 +357,10 @@ def generate(n: int, out_dir: Path, src: str, engine_name: str, model: str | Non
     """Generate N noisy/clean RAW pairs into a sharded Zarr or HDF5 store."""
     from pipelines.run import GenerateConfig
     from pipelines.run import generate as run_generate
+    from raw_synth.cpu_tuning import tune_process_allocator
 
+    if scheduler is None and device.strip().lower() == "cpu":
+        tune_process_allocator()  # before any thread: the forked workers inherit one arena (see its docstring)
     if workers > 1 or scheduler is not None:  # an in-process run does not import Dask at all
         _quiet_dask(logger.level)
 

@@ -4,6 +4,7 @@ checkpoint paths and the CPU settings (threads, allocator)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import subprocess
 import sys
@@ -289,8 +290,12 @@ print(os.read(read, 64).decode())
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
 def test_one_arena_set_first_keeps_a_forked_task_thread_from_faulting_again() -> None:
+    # glibc's defaults in the child, whatever malloc settings earlier tests (Dask clusters) left in this environment
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUNABLES"))}
+
     def faults(mode: str) -> int:
-        run = subprocess.run([sys.executable, "-c", _THREAD_FAULTS, mode], capture_output=True, text=True, check=True)
+        run = subprocess.run([sys.executable, "-c", _THREAD_FAULTS, mode], capture_output=True, text=True, check=True,
+                             env=env)
         return int(run.stdout.strip())
 
     # default: the child's thread takes a spare arena of the parent and every array is a fresh mmap (10 x 96 MiB

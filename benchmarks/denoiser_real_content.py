@@ -147,15 +147,12 @@ def load_methods(specs: list[str], ensembles: list[int] | None = None) -> list:
 
 
 def _checkpoint_path(spec: str) -> Path:
-    path = Path(spec)
-    if path.is_file():
-        return path
-    from raw_synth.bundled_checkpoints import bundled_checkpoint_path
+    from raw_synth.bundled_checkpoints import find_checkpoint
 
-    bundled = bundled_checkpoint_path(f"{spec}.safetensors")
-    if bundled.is_file():
-        return bundled
-    raise SystemExit(f"--model {spec}: no such checkpoint file or bundled model")
+    path = find_checkpoint(spec)
+    if path is None:
+        raise SystemExit(f"--model {spec}: no such checkpoint file or bundled model")
+    return path
 
 
 def score_real(methods: list, frames: list[Frame], seed: int = 0) -> dict:

@@ -185,21 +185,18 @@ def _initial_weights(spec: str, model: SSDNetDenoiser) -> dict[str, torch.Tensor
         RawSynthError: ``"train.init SPEC: ..."`` if there is no such file or bundled model, or its
             network differs from the recipe's.
     """
-    from raw_synth.bundled_checkpoints import bundled_checkpoint_path
+    from raw_synth.bundled_checkpoints import find_checkpoint
     from raw_synth.checkpoint import load_model
 
-    path = Path(spec)
-    if not path.is_file():
-        bundled = bundled_checkpoint_path(f"{spec}.safetensors")
-        if "/" in spec or not bundled.is_file():
-            raise RawSynthError(f"train.init {spec}: no such checkpoint file or bundled model")
-        path = bundled
+    path = find_checkpoint(spec)
+    if path is None:
+        raise RawSynthError(f"train.init {spec}: no such checkpoint file or bundled model")
     source, _ = load_model(path, kind="denoiser")
-    theirs, ours = source.config.to_dict(), model.config.to_dict()
-    if theirs != ours:
-        field = next(k for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k))
+    difference = first_difference(source.config.to_dict(), model.config.to_dict())
+    if difference is not None:
+        field, theirs, ours = difference
         raise RawSynthError(f"train.init {spec}: its network differs from the recipe's ({field}: "
-                            f"{theirs.get(field)!r} in the checkpoint, {ours.get(field)!r} in the recipe)")
+                            f"{theirs!r} in the checkpoint, {ours!r} in the recipe)")
     return source.state_dict()
 
 
@@ -286,14 +283,14 @@ class _DenoiserTask(harness.TaskAdapter):
     """The denoiser as a task of the harness: epoch-ordered shard batches, L1 (+ sRGB L1), val PSNR, best model."""
 
     def __init__(self, cfg: TrainConfig, out: Path, train_set: ShardDataset, val_set: "_CentreCrop | None",
-                 device: torch.device, ranks: harness.Distributed) -> None:
+                 device: torch.device, ranks: harness.Distributed, resume: bool = False) -> None:
         tc = cfg.train
         self.cfg, self.out, self.device, self.ranks = cfg, out, device, ranks
         self.train_set, self.val_set = train_set, val_set
         self.amp_dtype = harness.amp_dtype(tc.amp, device)
         torch.manual_seed(tc.seed)
         self.model: SSDNetDenoiser = create_denoiser(cfg.network.name, **cfg.network.overrides).to(device)
-        if tc.init is not None:
+        if tc.init is not None and not resume:  # a resumed run takes its weights from its own state
             self.model.load_state_dict(_initial_weights(tc.init, self.model))
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr,
                                            betas=tuple(tc.betas),  # type: ignore[arg-type]
@@ -406,7 +403,7 @@ def _run(cfg: TrainConfig, out: Path, resume: bool, stop_after: int | None, rank
             f"train.batch_size: {tc.batch_size} (x {ranks.world} ranks) exceeds the {len(train_set)} training samples"
         )
 
-    task = _DenoiserTask(cfg, out, train_set, val_set, device, ranks)
+    task = _DenoiserTask(cfg, out, train_set, val_set, device, ranks, resume=resume)
     if ranks.main:
         logger.info("training %s (%d parameters) on %d samples (%d val), %d steps/epoch, device %s%s",
                     cfg.network.name, task.model.num_parameters(), len(train_set), len(val_set) if val_set else 0,

@@ -178,6 +178,12 @@ def test_init_starts_from_a_checkpoint_and_checks_it(store: Path, tmp_path: Path
         train_denoiser(recipe(init="nowhere.safetensors"), store, tmp_path / "missing")
     with pytest.raises(RawSynthError, match=r"train.init: expected a checkpoint file, a bundled model name or null"):
         TrainConfig.from_dict(recipe(init=3))
+    # a resumed fine-tuning run takes its weights from its own state: the checkpoint it started from may be gone
+    start = tmp_path / "start.safetensors"
+    start.write_bytes(first.model_path.read_bytes())
+    assert train_denoiser(recipe(max_steps=2, init=str(start)), store, tmp_path / "part", stop_after=1).steps == 1
+    start.unlink()
+    assert train_denoiser(None, store, tmp_path / "part", resume=True).steps == 2
     # init is part of the run's identity: a resume with another starting point is refused
     with pytest.raises(RawSynthError, match=r"cannot resume with a different recipe \(train.init: "):
         train_denoiser(recipe(max_steps=1, lr=1e-12, min_lr=0.0, weight_decay=0.0), store, tmp_path / "tuned",

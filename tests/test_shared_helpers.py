@@ -20,6 +20,7 @@ from raw_synth.bundled_checkpoints import (
     DENOISER_CHECKPOINT,
     ISP_CHECKPOINT,
     bundled_checkpoint_path,
+    find_checkpoint,
 )
 from raw_synth.cpu_tuning import set_malloc, set_torch_threads, torch_threads, tune_cpu_allocator
 from raw_synth.errors import RawSynthError
@@ -235,6 +236,22 @@ def test_bundled_checkpoint_paths_are_the_package_data():
     assert bundled_checkpoint_path(ISP_CHECKPOINT) == BUNDLED_CHECKPOINT
     assert bundled_checkpoint_path(DENOISER_CHECKPOINT) == bundled_denoiser()
     assert BUNDLED_CHECKPOINT.is_file() and bundled_denoiser().is_file()
+
+
+def test_find_checkpoint_takes_a_file_or_a_bundled_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from denoise.denoise_file import bundled_denoiser
+
+    own = tmp_path / "mine.safetensors"
+    own.write_bytes(b"x")
+    assert find_checkpoint(own) == own and find_checkpoint(str(own)) == own
+    assert find_checkpoint("denoiser-tiny") == bundled_denoiser()
+    assert find_checkpoint("ssdnet-tiny-isp") == bundled_checkpoint_path(ISP_CHECKPOINT)
+    for missing in ("denoiser-huge", "runs/denoiser-tiny", "../checkpoints/denoiser-tiny", str(tmp_path / "none")):
+        assert find_checkpoint(missing) is None, missing
+    # a file of the bundled name in the working folder is a file: it wins over the bundled model
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "denoiser-tiny").write_bytes(b"y")
+    assert find_checkpoint("denoiser-tiny") == Path("denoiser-tiny")
 
 
 # ----------------------------------------------------------------------------- CPU settings

@@ -224,8 +224,9 @@ def denoise_file(
         preview: Optional PNG: noisy input and denoised output side by side.
         tile: Tile side in packed pixels.
         device: Torch device.
-        ensemble: Average over this many Bayer-preserving flips/turns (1, 2, 4 or 8): about
-            +0.2 dB at 8, for 8x the time (:func:`denoise.ensemble.geometric_ensemble`).
+        ensemble: Average over this many Bayer-preserving flips/turns (1, 2, 4 or 8): +0.2 to
+            +0.4 dB at 8 with the bundled model (docs/model_card_denoiser.md), for 8x the time
+            (:func:`denoise.ensemble.geometric_ensemble`).
 
     Returns:
         A :class:`DenoiseResult`.

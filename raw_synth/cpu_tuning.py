@@ -115,8 +115,9 @@ def tune_process_allocator() -> bool:
     the same large arrays page-faults them in again each time. A forked child inherits its parent's
     arenas, and its first new thread takes one of the parent's spare arenas, whatever ``M_ARENA_MAX``
     the child sets later: only a parent that never made a second arena gives its children's task
-    threads the main one. Measured (2 forked Dask workers, 3 000 photo pairs of 256 px, HDF5): page
-    faults 490 000 -> 178 000, system CPU 3.2-5.6 -> 1.8-2.8 s, wall 11.9-15.1 -> 10.4-12.3 s.
+    threads the main one. Measured with ``raw-synth generate`` (2 forked Dask workers, 3 000 photo
+    pairs of 256 px, HDF5; ``perf stat``): page faults 490 000 -> 203 000, system CPU 3.2-5.6 ->
+    2.8-4.0 s (benchmarks/RESULTS.md, "raw-synth against the peer script").
 
     Returns:
         True when glibc accepted the settings; False elsewhere (nothing done).

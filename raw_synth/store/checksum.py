@@ -49,13 +49,14 @@ class ShardHasher:
             raise RawSynthError(f"checksum: unknown column {name!r}")
         if name in STRING_FIELDS:
             items = [str(s) for s in (block.tolist() if isinstance(block, np.ndarray) else block)]
-            data = b""
+            data: bytes | memoryview = b""
             dtype, sub = "str", ()
             count = len(items)
         else:
             arr = np.asarray(block)
             little = arr.dtype.newbyteorder("<")
-            data = np.ascontiguousarray(arr, dtype=little).tobytes()
+            # hashlib reads the array's buffer: no bytes copy of a 32 MB image column
+            data = np.ascontiguousarray(arr, dtype=little).data.cast("B")
             dtype, sub, count = arr.dtype.name, tuple(arr.shape[1:]), arr.shape[0]
         if name not in self._hashes:
             self._hashes[name] = hashlib.sha256()

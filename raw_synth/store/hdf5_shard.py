@@ -1,6 +1,7 @@
 """HDF5 shards: one ``.h5`` file per shard, the same dataset names as the Zarr layout.
 
-Images are chunked ``(1, 4, h, w)`` with shuffle + gzip (level 1, readable by any HDF5); string
+Images are chunked ``(1, 4, h, w)`` with shuffle + gzip (level 1, readable by any HDF5; the filters
+are run by :mod:`raw_synth.store.deflate` and the chunks written as they are); string
 columns use variable-length UTF-8; the shard's metadata is a JSON string in the file attribute
 ``raw_synth``, written last.
 """
@@ -15,13 +16,15 @@ from typing import Any, Mapping
 import h5py
 import numpy as np
 
+from raw_synth.store.deflate import encode_chunk
+from raw_synth.store.file_write import write_file
 from raw_synth.store.records import IMAGE_FIELDS, STRING_FIELDS
 from raw_synth.store.shard_file import ATTRS_KEY, ShardFile
 
-__all__ = ["write_hdf5", "open_hdf5", "WRITE_BLOCK"]
+__all__ = ["write_hdf5", "open_hdf5", "DEFLATE_LEVEL"]
 
-#: Samples written per call (bounds the memory of one write).
-WRITE_BLOCK = 16
+#: gzip level of the image chunks (HDF5's ``compression_opts``).
+DEFLATE_LEVEL = 1
 
 
 def _build(f: h5py.File, columns: Mapping[str, np.ndarray], attrs: Mapping[str, Any]) -> None:
@@ -36,11 +39,14 @@ def _build(f: h5py.File, columns: Mapping[str, np.ndarray], attrs: Mapping[str, 
             dtype=data.dtype,
             chunks=(1, *data.shape[1:]),
             compression="gzip",
-            compression_opts=1,
+            compression_opts=DEFLATE_LEVEL,
             shuffle=True,
         )
-        for a in range(0, n, WRITE_BLOCK):
-            ds[a : a + WRITE_BLOCK] = data[a : a + WRITE_BLOCK]
+        # each sample's chunk through HDF5's own filters (shuffle, deflate level 1), run here
+        # with the fastest deflate installed (raw_synth.store.deflate)
+        zeros = (0,) * (data.ndim - 1)
+        for i in range(n):
+            ds.id.write_direct_chunk((i, *zeros), encode_chunk(data[i], DEFLATE_LEVEL))
     for name, data in columns.items():
         if name in IMAGE_FIELDS:
             continue
@@ -57,7 +63,8 @@ def write_hdf5(path: Path, columns: Mapping[str, np.ndarray], attrs: Mapping[str
     """Write ``columns`` into the HDF5 file ``path`` (created or truncated), flushed and fsynced.
 
     The file is built in memory (HDF5's ``core`` driver, no backing store) and its image written
-    with plain file I/O. A full disk or any other file-system error is then an ordinary
+    with plain file I/O (:func:`~raw_synth.store.file_write.write_file`: past the page cache where
+    the file system allows). A full disk or any other file-system error is then an ordinary
     ``OSError`` from ``write``: HDF5 never holds a half-written file, whose later clean-up after a
     failed write can crash the interpreter (h5py 3 on a full disk: a segmentation fault).
 
@@ -78,10 +85,7 @@ def write_hdf5(path: Path, columns: Mapping[str, np.ndarray], attrs: Mapping[str
         image = f.id.get_file_image()
     finally:
         f.close()
-    with open(path, "wb") as fh:
-        fh.write(image)
-        fh.flush()
-        os.fsync(fh.fileno())
+    write_file(path, image)
 
 
 def open_hdf5(path: Path) -> ShardFile:

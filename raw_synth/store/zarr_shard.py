@@ -28,6 +28,7 @@ import zarr
 from numcodecs import Blosc
 from zarr.codecs import BloscCodec
 
+from raw_synth.store.file_write import write_file
 from raw_synth.store.records import IMAGE_FIELDS, STRING_FIELDS
 from raw_synth.store.shard_file import ATTRS_KEY, ShardFile
 
@@ -111,7 +112,7 @@ def write_zarr(path: Path, columns: Mapping[str, np.ndarray], attrs: Mapping[str
         # the one shard's key under the default chunk key encoding: c/0/0/...
         shard_file = path.joinpath(name, "c", *["0"] * data.ndim)
         shard_file.parent.mkdir(parents=True, exist_ok=True)
-        shard_file.write_bytes(_encode_shard(data))
+        write_file(shard_file, _encode_shard(data))
     for name, data in columns.items():
         if name in IMAGE_FIELDS:
             continue

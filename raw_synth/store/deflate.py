@@ -2,13 +2,13 @@
 
 An HDF5 shard stores each sample's image in its own chunk through the ``shuffle`` then ``deflate``
 (gzip) filters, which every HDF5 reader understands. HDF5 runs deflate with the system zlib, which
-at level 1 compresses a 256x256 pair's two images (256 KiB) in about 3.4 ms on the machine of
+at level 1 compresses a 256x256 pair's two images (256 KiB) in about 3.6 ms on the machine of
 ``benchmarks/RESULTS.md``: more than half of a pair's whole cost on the ``upi`` engine.
 :func:`encode_chunk` produces the same filter output, a zlib stream of the byte-shuffled chunk,
-with Intel's ISA-L (``isal``, a dependency on x86-64 and ARM64) where it is installed: 0.55 ms for
-those 256 KiB, for files about 5 % larger; any zlib inflates them, so the shards read everywhere as
-before. Without ``isal``, or with ``RAW_SYNTH_DEFLATE=zlib`` in the environment, the standard
-library's ``zlib`` is used: byte for byte what HDF5 itself writes.
+with Intel's ISA-L (``isal``, a dependency on x86-64 and ARM64) where it is installed: 0.44 ms for
+those 256 KiB, for files about 4 % larger (``benchmarks/write_costs.py``); any zlib inflates them,
+so the shards read everywhere as before. Without ``isal``, or with ``RAW_SYNTH_DEFLATE=zlib`` in
+the environment, the standard library's ``zlib`` is used: byte for byte what HDF5 itself writes.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ never reads again. A buffered ``write`` copies it into page-cache pages that the
 take from its free memory, and ``fsync`` then writes them out. On a virtual machine whose
 hypervisor reclaims the guest's free memory (virtio-balloon free-page reporting, common on cloud
 VMs) every such page costs a fault in the host on first touch: on the 2-core VM of
-``benchmarks/RESULTS.md`` ten 35 MB files took 2.7-3.1 s buffered against 0.44-0.49 s with
-``O_DIRECT``, and a 3000-pair HDF5 run spent 13 % of its CPU time in that copy.
+``benchmarks/RESULTS.md`` ten 44 MB files took 3.1 s buffered against 0.20 s with ``O_DIRECT``
+(``benchmarks/write_costs.py``), and a 3000-pair HDF5 run spent 13 % of its CPU time in that copy.
 
 :func:`write_file` therefore opens the file with ``O_DIRECT`` (Linux), copies the data once into a
 page-aligned buffer that the process keeps for the next file, writes it whole (padded to the next

@@ -12,6 +12,7 @@ problem. Missing sections and fields take the defaults below, so ``{}`` is a val
       val_shards: null      # or explicit shard names / positions
       crop: 64              # random crop, packed pixels (128x128 mosaic)
       augment: true         # Bayer-safe flips and transposes
+      exposure: 0.0         # probability of a brighter exposure with its noise drawn again
       num_workers: 0        # DataLoader worker processes
     network:
       name: denoiser-tiny   # preset; any DenoiserConfig field overrides it, e.g.
@@ -102,6 +103,7 @@ class DatasetsSection:
     val_shards: list[Any] | None = None
     crop: Any = 64
     augment: bool = True
+    exposure: float = 0.0
     num_workers: int = run_only(0)
 
     def check(self, at: str) -> None:
@@ -114,6 +116,8 @@ class DatasetsSection:
             raise fail(f"{at}.val_shards", f"expected null or a list of shard names / positions, got {shards!r}")
         self.crop = _crop(self.crop, f"{at}.crop")
         boolean(self.augment, f"{at}.augment")
+        if number(self.exposure, f"{at}.exposure", minimum=0.0, kind="a probability") > 1.0:
+            raise fail(f"{at}.exposure", f"expected a probability in [0, 1], got {self.exposure!r}")
         integer(self.num_workers, f"{at}.num_workers", 0)
 
 

@@ -21,6 +21,14 @@ every pixel kept its colour. A transpose keeps R and B sites and exchanges the t
 ``Gb`` values become the ``Gr`` plane), so per-plane ``shot``/``read``/``wb_gains`` are permuted
 the same way. See :func:`dihedral_packed`.
 
+**Exposure augmentation** (``exposure > 0``). raw-synth's photo pairs are dark: Unprocessing divides
+by a brightness gain, so 99 % of the clean values of a typical store lie below about 0.5, while a
+real frame's highlights reach the white level. With probability ``exposure`` an item's crop is
+brightened so that its 99th percentile lands at ``U(0.5, 1.25)`` (gain at least 1, at most 16),
+clipped at white like a sensor, and its noise is drawn again for the new signal from the sample's
+own per-plane ``shot`` and ``read`` (heteroscedastic Gaussian, as raw-synth's cameras draw it),
+quantised to the camera's DN step and clipped to its range. See :func:`brighten`.
+
 **Determinism and workers.** The crop position and symmetry of item ``i`` are drawn from
 ``numpy.random.default_rng([seed, epoch, index])``: the same ``(seed, epoch)`` gives the same
 items whatever the worker count or order, which makes resumed training exact. The store handles
@@ -46,6 +54,7 @@ __all__ = [
     "ShardDataset",
     "EpochSampler",
     "dihedral_packed",
+    "brighten",
     "plane_order",
     "make_sampler",
     "split_shards",
@@ -105,6 +114,47 @@ def dihedral_packed(packed: np.ndarray, transpose: bool, flip_rows: bool, flip_c
     if flip_cols:
         mosaic = mosaic[..., :, ::-1][..., :, 1 : cols - 1]
     return np.ascontiguousarray(pack(mosaic, "RGGB"))
+
+
+#: Range of the brightened crop's 99th percentile, and the largest gain (see :func:`brighten`).
+EXPOSURE_TARGET: tuple[float, float] = (0.5, 1.25)
+EXPOSURE_MAX_GAIN = 16.0
+
+
+def brighten(
+    clean: np.ndarray,
+    shot: np.ndarray,
+    read: np.ndarray,
+    black: np.ndarray,
+    white: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A brighter exposure of a clean packed crop, and a new noisy one drawn for it.
+
+    Args:
+        clean: ``(4, h, w)`` clean planes in [0, 1] (not modified).
+        shot: ``(4,)`` per-plane shot coefficient (normalised units).
+        read: ``(4,)`` per-plane read variance.
+        black: ``(4,)`` black level in DN.
+        white: ``(4,)`` white level in DN.
+        rng: The item's generator (draws the target level, then the noise).
+
+    Returns:
+        ``(noisy, clean)`` float32 ``(4, h, w)``: ``clean * g`` clipped to 1, where ``g`` puts the
+        99th percentile at ``U(0.5, 1.25)`` (``1 <= g <= 16``), and
+        ``clean + sqrt(shot * clean + read) * N(0, 1)`` rounded to the DN step ``1 / (white - black)``
+        and clipped to ``[-black / (white - black), 1]``.
+    """
+    level = float(np.percentile(clean, 99.0))
+    target = float(rng.uniform(*EXPOSURE_TARGET))
+    gain = min(max(target / max(level, 1e-6), 1.0), EXPOSURE_MAX_GAIN)
+    bright = np.minimum(clean.astype(np.float32) * np.float32(gain), np.float32(1.0))
+    planes = (slice(None), None, None)
+    sd = np.sqrt(np.maximum(shot[planes] * bright + read[planes], 0.0)).astype(np.float32)
+    noisy = bright + sd * rng.standard_normal(bright.shape, dtype=np.float32)
+    span = (white - black).astype(np.float32)[planes]
+    noisy = np.clip(np.rint(noisy * span) / span, (-black / (white - black)).astype(np.float32)[planes], 1.0)
+    return noisy.astype(np.float32), bright
 
 
 def _resolve_store(path: Any) -> Any:
@@ -198,6 +248,8 @@ class ShardDataset(Dataset):
         crop: Random crop in packed pixels (int or ``(h, w)``), or ``None`` for whole samples.
         augment: Draw one of the eight Bayer-safe symmetries per item.
         seed: Seed of the crops and symmetries (with the epoch, see :meth:`set_epoch`).
+        exposure: Probability in [0, 1] that an item is brightened and its noise drawn again
+            (:func:`brighten`); 0 (default) leaves every item as stored.
 
     Raises:
         RawSynthError: Missing store, bad arguments, empty split.
@@ -212,6 +264,7 @@ class ShardDataset(Dataset):
         crop: int | tuple[int, int] | None = None,
         augment: bool = True,
         seed: int = 0,
+        exposure: float = 0.0,
     ) -> None:
         super().__init__()
         self.store = _resolve_store(path)
@@ -234,6 +287,9 @@ class ShardDataset(Dataset):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise RawSynthError(f"seed: expected a non-negative integer, got {seed!r}")
         self.seed = int(seed)
+        if isinstance(exposure, bool) or not isinstance(exposure, (int, float)) or not 0.0 <= exposure <= 1.0:
+            raise RawSynthError(f"exposure: expected a probability in [0, 1], got {exposure!r}")
+        self.exposure = float(exposure)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -287,12 +343,17 @@ class ShardDataset(Dataset):
         shot = np.asarray(sample["shot"], dtype=np.float32)[order]
         read = np.asarray(sample["read"], dtype=np.float32)[order]
         wb = np.asarray(sample["wb_gains"], dtype=np.float32)[order]
-        noisy_t = torch.from_numpy(moved[0].astype(np.float32, copy=False))
+        noisy_crop, clean_crop = moved[0], moved[1]
+        if self.exposure > 0.0 and rng.random() < self.exposure:
+            black = np.asarray(sample["black_level"], dtype=np.float64)[order]
+            white = np.asarray(sample["white_level"], dtype=np.float64)[order]
+            noisy_crop, clean_crop = brighten(clean_crop, shot, read, black, white, rng)
+        noisy_t = torch.from_numpy(noisy_crop.astype(np.float32, copy=False))
         variance = (noisy_t * torch.from_numpy(shot)[:, None, None]
                     + torch.from_numpy(read)[:, None, None]).clamp_min_(0.0)
         return {
             "noisy": noisy_t,
-            "clean": torch.from_numpy(moved[1].astype(np.float32, copy=False)),
+            "clean": torch.from_numpy(clean_crop.astype(np.float32, copy=False)),
             "variance": variance,
             "shot": torch.from_numpy(shot),
             "read": torch.from_numpy(read),
@@ -304,7 +365,7 @@ class ShardDataset(Dataset):
     def __repr__(self) -> str:
         return (
             f"ShardDataset({str(self.path)!r}, split={self.split!r}, samples={len(self)}, shards={len(self.shards)}, "
-            f"crop={self.crop}, augment={self.augment})"
+            f"crop={self.crop}, augment={self.augment}, exposure={self.exposure})"
         )
 
 

@@ -391,7 +391,7 @@ def _run(cfg: TrainConfig, out: Path, resume: bool, stop_after: int | None, rank
 
     crop = tuple(dc.crop) if isinstance(dc.crop, list) else dc.crop
     train_set = ShardDataset(dc.path, "train", dc.val_fraction, dc.val_shards, crop=crop, augment=dc.augment,
-                             seed=tc.seed)
+                             seed=tc.seed, exposure=dc.exposure)
     val_set = None
     if dc.val_fraction > 0 or dc.val_shards:
         val_crop = tuple(vc.crop) if isinstance(vc.crop, list) else vc.crop

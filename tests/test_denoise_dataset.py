@@ -217,3 +217,65 @@ def test_samplers_and_workers(store: Path) -> None:
     batches = list(loader)
     direct = torch.stack([ds[i]["noisy"] for i in list(sampler)])
     assert torch.equal(torch.cat([b["noisy"] for b in batches]), direct)
+
+
+def test_brighten_levels_noise_and_dn_grid() -> None:
+    from denoise.dataset import EXPOSURE_MAX_GAIN, brighten
+
+    rng = np.random.default_rng(5)
+    clean = (0.2 * rng.random((4, 64, 64))).astype(np.float32)  # 99th percentile about 0.2
+    before = clean.copy()
+    black, white = np.array([64.0, 64.0, 0.0, 64.0]), np.full(4, 1023.0)
+    shot, read = np.full(4, 1e-3, np.float32), np.full(4, 1e-5, np.float32)
+    draw = np.random.default_rng(9)
+    target = draw.uniform(0.5, 1.25)
+    noisy, bright = brighten(clean, shot, read, black, white, np.random.default_rng(9))
+    assert np.array_equal(clean, before)
+    gain = target / np.percentile(clean, 99.0)
+    np.testing.assert_allclose(bright, np.minimum(clean * np.float32(gain), 1.0), rtol=1e-6)
+    assert np.percentile(bright, 99.0) == pytest.approx(min(target, 1.0), rel=1e-5)
+    # noise for the new level, on the camera's DN grid and inside its range
+    dn = noisy * (white - black)[:, None, None]
+    np.testing.assert_allclose(dn, np.rint(dn), atol=2e-3)
+    assert noisy.max() <= 1.0 and noisy[2].min() >= 0.0 and noisy[0].min() >= -64.0 / 959.0
+    unclipped = (bright < 0.95) & (bright > 0.05)
+    ratio = ((noisy - bright) ** 2 / (shot[0] * bright + read[0]))[unclipped]
+    assert ratio.mean() == pytest.approx(1.0, abs=0.03)
+    # a crop whose 99th percentile is above the drawn target (0.977 for this seed) keeps its level (gain 1),
+    # a dark one stops at the largest gain
+    lit = np.full((4, 8, 8), 0.6, np.float32)
+    lit[:, :, -1] = 1.0
+    assert np.random.default_rng(0).uniform(0.5, 1.25) < 1.0
+    _, same = brighten(lit, shot, read, black, white, np.random.default_rng(0))
+    assert np.array_equal(same, lit)
+    _, dark = brighten(np.full((4, 8, 8), 1e-3, np.float32), shot, read, black, white, np.random.default_rng(0))
+    assert np.allclose(dark, 1e-3 * EXPOSURE_MAX_GAIN)
+
+
+def test_exposure_augmentation_in_items(store: Path) -> None:
+    plain = ShardDataset(store, "all", crop=8, seed=3)
+    half = ShardDataset(store, "all", crop=8, seed=3, exposure=0.5)
+    always = ShardDataset(store, "all", crop=8, seed=3, exposure=1.0)
+    changed = 0
+    for i in range(len(plain)):
+        a, h, b = plain[i], half[i], always[i]
+        if torch.equal(h["clean"], a["clean"]):
+            assert torch.equal(h["noisy"], a["noisy"])  # an item left alone is exactly the stored one
+        else:
+            changed += 1
+            assert torch.equal(h["clean"], b["clean"]) and torch.equal(h["noisy"], b["noisy"])
+        assert not torch.equal(b["noisy"], a["noisy"])
+        # the variance map follows the new noisy input
+        expected = (b["noisy"] * b["shot"][:, None, None] + b["read"][:, None, None]).clamp_min(0.0)
+        assert torch.allclose(b["variance"], expected)
+        assert float(b["clean"].max()) <= 1.0
+        assert torch.equal(always[i]["noisy"], b["noisy"])  # deterministic per (seed, epoch, index)
+    assert 0 < changed < len(plain)
+    assert "exposure=0.5" in repr(half)
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, True, "0.5"])
+def test_exposure_must_be_a_probability(store: Path, value: object) -> None:
+    with pytest.raises(RawSynthError) as err:
+        ShardDataset(store, "all", exposure=value)  # type: ignore[arg-type]
+    assert str(err.value) == f"exposure: expected a probability in [0, 1], got {value!r}"

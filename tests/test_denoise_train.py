@@ -53,6 +53,8 @@ def test_recipes_load_and_report_errors(tmp_path: Path) -> None:
         ("train: {batch_size: 0}\n", r"bad.yaml: train.batch_size: expected an integer >= 1, got 0"),
         ("train: {amp: maybe}\n", r"bad.yaml: train.amp: expected one of auto, bf16, fp16, off, got 'maybe'"),
         ("datasets: {crop: 1}\n", r"bad.yaml: datasets.crop: expected null, an integer >= 2"),
+        ("datasets: {exposure: 2}\n", r"bad.yaml: datasets.exposure: expected a probability in \[0, 1\], got 2$"),
+        ("datasets: {exposure: -1}\n", r"bad.yaml: datasets.exposure: expected a probability >= 0, got -1$"),
         ("val: {evry: 3}\n", r"bad.yaml: val: unknown field\(s\) evry; known: batch_size, crop, every, max_samples"),
         ("network: {name: huge}\n", r"bad.yaml: network: unknown denoiser 'huge'"),
         ("network: {name: denoiser-tiny, widht: 3}\n", r"bad.yaml: network: .*unknown override\(s\) widht"),

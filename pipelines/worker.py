@@ -28,6 +28,7 @@ from pipelines.config import GenerateConfig
 from raw_synth.camera import CameraProfile
 from raw_synth.cpu_tuning import set_torch_threads, tune_cpu_allocator
 from raw_synth.engine import EngineResult, InverseISP, create_engine
+from raw_synth.engine import engine_uses_torch as _engine_uses_torch
 from raw_synth.errors import RawSynthError
 from raw_synth.seeding import sample_rng
 from raw_synth.sources import Skipped, Sources
@@ -69,12 +70,11 @@ def engine_options(config: GenerateConfig) -> dict[str, Any]:
 
 
 def engine_uses_torch(config: GenerateConfig) -> bool:
-    """Whether the configured engine runs torch: every engine but ``upi`` (numpy Unprocessing).
+    """Whether the configured engine runs torch (:func:`raw_synth.engine.engine_uses_torch`).
 
-    Only then is torch's thread count pinned for a shard task. Setting it imports torch, which a
-    ``upi`` run otherwise never loads (its engine and the noise models work on numpy arrays).
+    Only then is torch's thread count pinned for a shard task.
     """
-    return config.engine != "upi"
+    return _engine_uses_torch(config.engine)
 
 
 def get_engine(config: GenerateConfig) -> InverseISP:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from raw_synth.inference import InferenceOptions
 
 __all__ = [
+    "engine_uses_torch",
     "EngineResult",
     "InverseISP",
     "UPIEngine",
@@ -320,12 +321,27 @@ class SSDNetEngine:
         return [result for result in results if result is not None]
 
 
-_ENGINES = ("upi", "ssdnet")
+#: The engines by name, and whether each runs torch (``upi`` is numpy only).
+_ENGINES: dict[str, bool] = {"upi": False, "ssdnet": True}
 
 
 def list_engines() -> list[str]:
     """Names accepted by :func:`create_engine`."""
     return list(_ENGINES)
+
+
+def engine_uses_torch(name: str) -> bool:
+    """Whether engine ``name`` runs torch, answered without creating it or importing torch.
+
+    A pipeline pins torch's thread count only for such engines: setting it imports torch, which a
+    ``upi`` run otherwise never loads (its engine and the noise models work on numpy arrays).
+
+    Raises:
+        RawSynthError: ``name`` is not an engine.
+    """
+    if name not in _ENGINES:
+        raise RawSynthError(f"unknown engine {name!r}: expected one of {', '.join(_ENGINES)}")
+    return _ENGINES[name]
 
 
 def create_engine(name: str, **options: Any) -> InverseISP:

@@ -20,6 +20,7 @@ from raw_synth.engine import (
     UPIEngine,
     bundled_checkpoint,
     create_engine,
+    engine_uses_torch,
     list_engines,
 )
 from raw_synth.errors import RawSynthError
@@ -50,6 +51,12 @@ def engine(checkpoint) -> SSDNetEngine:
 
 def _image(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((height, width, 3), dtype=np.float32)
+
+
+def test_engine_uses_torch_by_name():
+    assert [engine_uses_torch(name) for name in list_engines()] == [False, True]
+    with pytest.raises(RawSynthError, match=r"^unknown engine 'cyclesip': expected one of upi, ssdnet$"):
+        engine_uses_torch("cyclesip")
 
 
 def test_list_engines_and_upi_unchanged():

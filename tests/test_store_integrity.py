@@ -121,6 +121,29 @@ def test_second_writer_is_refused_with_the_holders_pid_and_host(tmp_path: Path) 
     assert verify_store(out).ok and not (out / LOCK_NAME).exists()
 
 
+def test_refusal_names_a_holder_that_has_just_taken_the_lock(tmp_path: Path) -> None:
+    """A holder writes its record just after its flock: a refused writer waits for it (up to 1 s)."""
+    import fcntl
+    import threading
+
+    fd = os.open(tmp_path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # locked, record not written yet
+        record = {"pid": 4242, "host": "elsewhere", "command": "raw-synth generate", "since": "2026-12-03T18:00:00"}
+        late = threading.Timer(0.2, lambda: os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0))
+        late.start()
+        with pytest.raises(RawSynthError) as info:
+            StoreLock(tmp_path).acquire()
+        late.join()
+        assert str(info.value) == (f"{tmp_path}: another run is writing this store (pid 4242 on elsewhere, since "
+                                   f"2026-12-03T18:00:00); wait for it to finish or choose another --out")
+        os.ftruncate(fd, 0)  # a holder that never writes its record is still refused, after the wait
+        with pytest.raises(RawSynthError, match=r"another run is writing this store \(another process\)"):
+            StoreLock(tmp_path).acquire()
+    finally:
+        os.close(fd)
+
+
 def test_two_concurrent_generate_runs_one_refused_other_verifies(tmp_path: Path) -> None:
     out = tmp_path / "store"
     args = ["generate", "--n", "48", "--out", str(out), "--patch", "32", "--shard-size", "4", "--workers", "1",

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import socket
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,21 @@ def _read_holder(fd: int) -> dict[str, Any] | None:
     except (OSError, json.JSONDecodeError):
         return None
     return holder if isinstance(holder, dict) else None
+
+
+#: How long a refused writer waits for the holder's record: a holder that has just taken the lock
+#: writes it a moment later.
+HOLDER_WAIT_S = 1.0
+
+
+def _wait_for_holder(fd: int, timeout: float = HOLDER_WAIT_S) -> dict[str, Any] | None:
+    """The holder's record, read again every 10 ms until it parses or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        holder = _read_holder(fd)
+        if holder is not None or time.monotonic() >= deadline:
+            return holder
+        time.sleep(0.01)
 
 
 class StoreLock:
@@ -83,7 +99,7 @@ class StoreLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = _read_holder(fd)
+                holder = _wait_for_holder(fd)
                 os.close(fd)
                 raise RawSynthError(
                     f"{self.folder}: another run is writing this store ({_describe(holder)}); "
@@ -103,8 +119,9 @@ class StoreLock:
         self._fd = fd
         record = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
                   "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(record) + "\n").encode("utf-8"), 0)
+        data = (json.dumps(record) + "\n").encode("utf-8")
+        os.pwrite(fd, data, 0)  # then cut a longer old record: the file is never empty in between
+        os.ftruncate(fd, len(data))
         logger.debug("%s: store lock taken (%s)", self.folder, _describe(record))
         return self
 

@@ -12,7 +12,8 @@ Zarr writes each array's metadata (``zarr.json``); the image arrays' one shard f
 here (:func:`_encode_shard`), byte for byte what Zarr would write (a test compares them), because
 Zarr hands every chunk to its thread pool on its own: the ``noisy`` and ``clean`` arrays of a
 256-pair shard cost 2.93 ms of CPU per pair through Zarr's writer and 1.19 ms here
-(benchmarks/RESULTS.md).
+(benchmarks/RESULTS.md). Those files are written and fsynced by
+:func:`~raw_synth.store.file_write.write_file` (past the page cache where the file system allows).
 """
 
 from __future__ import annotations

@@ -152,8 +152,9 @@ def brighten(
     planes = (slice(None), None, None)
     sd = np.sqrt(np.maximum(shot[planes] * bright + read[planes], 0.0)).astype(np.float32)
     noisy = bright + sd * rng.standard_normal(bright.shape, dtype=np.float32)
-    span = (white - black).astype(np.float32)[planes]
-    noisy = np.clip(np.rint(noisy * span) / span, (-black / (white - black)).astype(np.float32)[planes], 1.0)
+    span = white - black
+    step = span.astype(np.float32)[planes]
+    noisy = np.clip(np.rint(noisy * step) / step, (-black / span).astype(np.float32)[planes], 1.0)
     return noisy.astype(np.float32), bright
 
 

@@ -275,10 +275,10 @@ def _run_in_process(shards: list[ShardPlan], job: ShardJob, on_done: Callable[[d
 
     torch runs on one thread meanwhile, when the engine uses torch (a ``upi`` run never imports it).
     """
-    from pipelines.worker import engine_uses_torch
+    from raw_synth.engine import engine_uses_torch
 
     started = time.perf_counter()
-    with torch_threads(1 if engine_uses_torch(job.config) else None):
+    with torch_threads(1 if engine_uses_torch(job.config.engine) else None):
         for shard in shards:
             on_done(make_shard(shard.index, shard.start, shard.stop, job))
     return started

@@ -27,14 +27,12 @@ import numpy as np
 from pipelines.config import GenerateConfig
 from raw_synth.camera import CameraProfile
 from raw_synth.cpu_tuning import set_torch_threads, tune_cpu_allocator
-from raw_synth.engine import EngineResult, InverseISP, create_engine
-from raw_synth.engine import engine_uses_torch as _engine_uses_torch
+from raw_synth.engine import EngineResult, InverseISP, create_engine, engine_uses_torch
 from raw_synth.errors import RawSynthError
 from raw_synth.seeding import sample_rng
 from raw_synth.sources import Skipped, Sources
 
-__all__ = ["ShardJob", "get_engine", "make_sample", "make_shard", "clear_engine_cache", "peak_rss_bytes",
-           "engine_uses_torch"]
+__all__ = ["ShardJob", "get_engine", "make_sample", "make_shard", "clear_engine_cache", "peak_rss_bytes"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,14 +65,6 @@ def engine_options(config: GenerateConfig) -> dict[str, Any]:
         return {}
     checkpoint = None if config.model is None else str(config.model)  # None: the bundled checkpoint
     return {"checkpoint": checkpoint, "device": config.device}
-
-
-def engine_uses_torch(config: GenerateConfig) -> bool:
-    """Whether the configured engine runs torch (:func:`raw_synth.engine.engine_uses_torch`).
-
-    Only then is torch's thread count pinned for a shard task.
-    """
-    return _engine_uses_torch(config.engine)
 
 
 def get_engine(config: GenerateConfig) -> InverseISP:
@@ -252,7 +242,7 @@ def make_shard(shard_index: int, start: int, stop: int, job: ShardJob) -> dict[s
     from raw_synth.store.writer import write_shard
 
     began, cpu_began = time.perf_counter(), time.process_time()
-    if _in_dask_worker() and engine_uses_torch(job.config):
+    if _in_dask_worker() and engine_uses_torch(job.config.engine):
         set_torch_threads(1)
     records, failed = _make_records(job, range(int(start), int(stop)))
     info = write_shard(Path(job.out), int(shard_index), records, fmt=job.config.format,

@@ -340,8 +340,12 @@ def engine_uses_torch(name: str) -> bool:
         RawSynthError: ``name`` is not an engine.
     """
     if name not in _ENGINES:
-        raise RawSynthError(f"unknown engine {name!r}: expected one of {', '.join(_ENGINES)}")
+        raise _unknown_engine(name)
     return _ENGINES[name]
+
+
+def _unknown_engine(name: str) -> RawSynthError:
+    return RawSynthError(f"unknown engine {name!r}: expected one of {', '.join(_ENGINES)}")
 
 
 def create_engine(name: str, **options: Any) -> InverseISP:
@@ -374,4 +378,4 @@ def create_engine(name: str, **options: Any) -> InverseISP:
         checkpoint = options.pop("checkpoint", None)
         uncertainty = options.pop("uncertainty", False)
         return SSDNetEngine(checkpoint, InferenceOptions(**options), uncertainty=uncertainty)
-    raise RawSynthError(f"unknown engine {name!r}: expected one of {', '.join(_ENGINES)}")
+    raise _unknown_engine(name)
